@@ -61,7 +61,7 @@ impl FromStr for Sex {
 }
 
 /// One bin: values below `below` (exclusive) that no earlier bin took; the last bin has no bound.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Bin {
     /// Name stored in the cohort table.
@@ -71,7 +71,7 @@ pub struct Bin {
 }
 
 /// Prompt template and per-diagnosis condition phrases.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PromptSpec {
     /// Template with `{sex}`, `{decade}`, `{bmi_class}`, `{condition}` placeholders.
@@ -81,7 +81,7 @@ pub struct PromptSpec {
 }
 
 /// Age bands, BMI classes and the prompt, as in `metadata/attributes.toml`.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AttributeBins {
     /// Age bands in increasing order.

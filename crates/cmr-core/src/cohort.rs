@@ -109,10 +109,10 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<CohortRow>> {
     check_schema(df, path)?;
     let table_err = |e: PolarsError| CoreError::Table { path: path.into(), message: e.to_string() };
     let strs = |name: &str| -> Result<Vec<Option<String>>> {
-        Ok(df.column(name).and_then(|c| c.str().cloned()).map_err(table_err)?.into_iter().map(|v| v.map(str::to_string)).collect())
+        Ok(df.column(name).and_then(|c| c.str()).map_err(table_err)?.iter().map(|v| v.map(str::to_string)).collect())
     };
     let floats = |name: &str| -> Result<Vec<Option<f64>>> {
-        Ok(df.column(name).and_then(|c| c.f64().cloned()).map_err(table_err)?.into_iter().collect())
+        Ok(df.column(name).and_then(|c| c.f64()).map_err(table_err)?.iter().collect())
     };
     let required = |name: &'static str, values: Vec<Option<String>>| -> Result<Vec<String>> {
         values
@@ -129,11 +129,11 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<CohortRow>> {
     let (age, height_cm, weight_kg, bmi) = (floats("age")?, floats("height_cm")?, floats("weight_kg")?, floats("bmi")?);
     let (age_band, bmi_class) = (strs("age_band")?, strs("bmi_class")?);
     let diagnosis = required("diagnosis", strs("diagnosis")?)?;
-    let label: Vec<Option<i32>> = df.column("label").and_then(|c| c.i32().cloned()).map_err(table_err)?.into_iter().collect();
+    let label: Vec<Option<i32>> = df.column("label").and_then(|c| c.i32()).map_err(table_err)?.iter().collect();
     let split = required("split", strs("split")?)?;
     let source = required("source", strs("source")?)?;
     let (parent_subject, generator_sha256) = (strs("parent_subject")?, strs("generator_sha256")?);
-    let seed: Vec<Option<u64>> = df.column("seed").and_then(|c| c.u64().cloned()).map_err(table_err)?.into_iter().collect();
+    let seed: Vec<Option<u64>> = df.column("seed").and_then(|c| c.u64()).map_err(table_err)?.iter().collect();
     let prompt = required("prompt", strs("prompt")?)?;
     let tensor_path = required("tensor_path", strs("tensor_path")?)?;
     let tensor_sha256 = required("tensor_sha256", strs("tensor_sha256")?)?;

@@ -12,6 +12,7 @@ pub mod prompt;
 pub mod seed;
 pub mod split;
 pub mod subject;
+pub mod summary;
 
 pub use attributes::{AttributeBins, Sex};
 pub use diagnosis::{Dataset, Task};
