@@ -142,11 +142,13 @@ impl AttributeBins {
 /// ```
 /// let bmi = cmr_core::attributes::bmi(Some(180.0), Some(81.0)).unwrap();
 /// assert!((bmi - 25.0).abs() < 1e-12);
+/// assert_eq!(cmr_core::attributes::bmi(Some(160.0), Some(64.0)), Some(25.0));
 /// assert_eq!(cmr_core::attributes::bmi(Some(180.0), None), None);
 /// ```
 pub fn bmi(height_cm: Option<f64>, weight_kg: Option<f64>) -> Option<f64> {
     match (height_cm, weight_kg) {
-        (Some(h), Some(w)) if h > 0.0 && w > 0.0 => Some(w / (h / 100.0).powi(2)),
+        // w·10⁴/h² rather than w/(h/100)²: the latter puts 64 kg at 160 cm at 24.999…, below the WHO bound 25.
+        (Some(h), Some(w)) if h > 0.0 && w > 0.0 => Some(w * 1e4 / (h * h)),
         _ => None,
     }
 }
