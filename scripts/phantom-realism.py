@@ -237,6 +237,7 @@ def main():
     ap.add_argument("--json", type=Path)
     ap.add_argument("--orientations", action="store_true")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--dump", type=Path, help="save image, labels and prediction of the scored slices as .npz here")
     args = ap.parse_args()
 
     opts = ort.SessionOptions()
@@ -256,6 +257,9 @@ def main():
                 row = {"id": sid, "vendor": vendor, "group": group, "frame": frame}
                 row.update({s: dice(pred, g, c) for s, c in STRUCTURES.items()})
                 rows[n].append(row)
+                if args.dump and n == "identity":
+                    args.dump.mkdir(parents=True, exist_ok=True)
+                    np.savez_compressed(args.dump / f"{sid}_{frame}.npz", image=img[..., sl], gt=g, pred=pred)
     elapsed = time.time() - started
 
     report = {"phantom_dir": str(args.phantom_dir), "model": str(args.model), "seconds": round(elapsed, 1)}

@@ -1,1 +1,65 @@
-fn main() {}
+//! `cmr-debias`: the command-line tool. A thin clap layer: parse → validate → one `match` over subcommands, each
+//! arm calling a library `run`. Errors are printed once and give exit code 2.
+
+mod cmd;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Debias cardiac-MRI disease classifiers with synthetic data.
+#[derive(Debug, Parser)]
+#[command(name = "cmr-debias", version, about, long_about = None)]
+struct Cli {
+    /// Log more (-v: debug, -vv: trace); the default logs warnings and stage summaries.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    /// Hide progress bars (default: shown when stderr is a terminal).
+    #[arg(long, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a procedural CMR cohort in ACDC or M&Ms-1 layout (real NIfTI + metadata).
+    Phantom(cmd::phantom::Args),
+    /// Read a dataset folder into a cohort table + subject tensor store.
+    Ingest(cmd::ingest::Args),
+    /// Inspect a cohort folder.
+    #[command(subcommand)]
+    Cohort(cmd::cohort::Command),
+    /// Export one subject of a cohort as NIfTI (with its affine) and a PNG preview.
+    Export(cmd::export::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let progress = progress::Progress::new(cli.quiet);
+    let result = match cli.command {
+        Command::Phantom(args) => cmd::phantom::run(args, &progress),
+        Command::Ingest(args) => cmd::ingest::run(args, &progress),
+        Command::Cohort(command) => cmd::cohort::run(command),
+        Command::Export(args) => cmd::export::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn,cmr=info",
+        1 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CMR_LOG").unwrap_or_else(|_| default.into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

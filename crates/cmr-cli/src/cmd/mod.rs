@@ -1,0 +1,12 @@
+//! One module per subcommand: argument struct (clap) + `run`, which validates and calls a library.
+
+pub mod cohort;
+pub mod export;
+pub mod ingest;
+pub mod phantom;
+
+/// Prints `value` as pretty JSON on stdout (the `--json` output of every command).
+pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}

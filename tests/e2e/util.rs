@@ -1,0 +1,63 @@
+//! Test harness: run the binary in a temporary folder and read what it printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary working folder that runs `cmr-debias` commands.
+pub struct Workspace {
+    dir: tempfile::TempDir,
+}
+
+impl Workspace {
+    pub fn new() -> Self {
+        Self { dir: tempfile::tempdir().expect("temp dir") }
+    }
+
+    /// Path of `rel` inside the workspace.
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Runs `cmr-debias ARGS…` in the workspace (quiet, no colour).
+    pub fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_cmr-debias"))
+            .arg("--quiet")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("CMR_LOG", "warn")
+            .output()
+            .expect("spawn cmr-debias")
+    }
+
+    /// Runs a command that must succeed; returns its stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(out.status.success(), "cmr-debias {args:?} failed:\n{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs a command that must fail with exit code 2; returns its stderr.
+    pub fn fails(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert_eq!(out.status.code(), Some(2), "cmr-debias {args:?} should fail with 2:\n{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}
