@@ -1,0 +1,201 @@
+//! Multi-head scaled dot-product attention, self- and cross-, with a key padding mask (Vaswani et al.,
+//! arXiv 1706.03762, §3.2: "Attention(Q, K, V) = softmax(QKᵀ/√d_k)V", heads concatenated and projected).
+//!
+//! Two naming schemes for the projections, picked by [`AttentionConfig::names`], so that upstream checkpoints load:
+//! - [`ProjectionNames::Diffusers`]: `to_q`, `to_k`, `to_v`, `to_out.0` — diffusers' `Attention`
+//!   (<https://github.com/huggingface/diffusers/blob/v0.30.0/src/diffusers/models/attention_processor.py>), used by the
+//!   UNet and ControlNet;
+//! - [`ProjectionNames::QKvProj`]: `q`, `kv` (keys then values, one linear), `proj` — the CineMA-style ViT naming
+//!   of issue 7.
+//!
+//! The softmax is [`super::activation::softmax`] (max-subtracted `exp / Σ exp`), because candle's fused
+//! `softmax_last_dim` records no gradient on CPU.
+
+use candle_core::{bail, DType, Module, Result, Tensor, D};
+use candle_nn::VarBuilder;
+
+use super::activation::softmax;
+use super::linear::{Linear, LinearConfig};
+
+/// How the projections of an [`Attention`] block are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ProjectionNames {
+    /// `to_q`, `to_k`, `to_v`, `to_out.0` (diffusers).
+    #[default]
+    Diffusers,
+    /// `q`, `kv`, `proj` (CineMA / timm-style ViT): `kv` maps the context to `2·heads·head_dim` channels, keys first.
+    QKvProj,
+}
+
+/// Configuration of an [`Attention`] block.
+#[derive(Debug, Clone)]
+pub struct AttentionConfig {
+    /// Number of heads. Default `8` (diffusers `Attention`).
+    pub heads: usize,
+    /// Channels per head; queries, keys and values have `heads · head_dim` channels. Default `64`.
+    pub head_dim: usize,
+    /// Width of the context that keys and values are computed from; `None` means the query width (self-attention,
+    /// or cross-attention over a context as wide as the queries). Default `None`.
+    pub cross_attention_dim: Option<usize>,
+    /// Whether the query, key and value projections have a bias. Default `false` (diffusers `bias=False`;
+    /// timm's ViT uses `qkv_bias=True`).
+    pub qkv_bias: bool,
+    /// Whether the output projection has a bias. Default `true`.
+    pub out_bias: bool,
+    /// Tensor naming scheme. Default [`ProjectionNames::Diffusers`].
+    pub names: ProjectionNames,
+}
+
+impl Default for AttentionConfig {
+    fn default() -> Self {
+        Self {
+            heads: 8,
+            head_dim: 64,
+            cross_attention_dim: None,
+            qkv_bias: false,
+            out_bias: true,
+            names: ProjectionNames::Diffusers,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum KeyValue {
+    Separate { k: Linear, v: Linear },
+    Fused(Linear),
+}
+
+/// Multi-head attention `(b, n, query_dim) × context (b, m, cross_dim) → (b, n, query_dim)`.
+#[derive(Debug, Clone)]
+pub struct Attention {
+    q: Linear,
+    kv: KeyValue,
+    out: Linear,
+    heads: usize,
+    head_dim: usize,
+}
+
+impl Attention {
+    /// Creates (or loads) the projections for queries of width `query_dim`, named as `cfg.names` says.
+    pub fn new(vb: VarBuilder, query_dim: usize, cfg: AttentionConfig) -> Result<Self> {
+        if cfg.heads == 0 || cfg.head_dim == 0 {
+            bail!("Attention {}: heads ({}) and head_dim ({}) must be positive", vb.prefix(), cfg.heads, cfg.head_dim);
+        }
+        let inner = cfg.heads * cfg.head_dim;
+        let context_dim = cfg.cross_attention_dim.unwrap_or(query_dim);
+        let qkv = LinearConfig { bias: cfg.qkv_bias };
+        let out = LinearConfig { bias: cfg.out_bias };
+        let (q, kv, out) = match cfg.names {
+            ProjectionNames::Diffusers => (
+                Linear::new(vb.pp("to_q"), query_dim, inner, qkv.clone())?,
+                KeyValue::Separate {
+                    k: Linear::new(vb.pp("to_k"), context_dim, inner, qkv.clone())?,
+                    v: Linear::new(vb.pp("to_v"), context_dim, inner, qkv)?,
+                },
+                Linear::new(vb.pp("to_out").pp("0"), inner, query_dim, out)?,
+            ),
+            ProjectionNames::QKvProj => (
+                Linear::new(vb.pp("q"), query_dim, inner, qkv.clone())?,
+                KeyValue::Fused(Linear::new(vb.pp("kv"), context_dim, 2 * inner, qkv)?),
+                Linear::new(vb.pp("proj"), inner, query_dim, out)?,
+            ),
+        };
+        Ok(Self { q, kv, out, heads: cfg.heads, head_dim: cfg.head_dim })
+    }
+
+    /// Attends from `xs` `(b, n, query_dim)` to `context` `(b, m, cross_dim)` (to `xs` itself when `None`).
+    ///
+    /// `key_mask` `(b, m)`, any dtype: nonzero marks a real key, zero a padding key that receives no attention
+    /// (a tokenizer's attention mask). A row whose keys are all padding attends uniformly instead of producing NaN.
+    pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, key_mask: Option<&Tensor>) -> Result<Tensor> {
+        let (b, n, _) = xs.dims3()?;
+        let context = context.unwrap_or(xs);
+        let m = context.dim(1)?;
+        let inner = self.heads * self.head_dim;
+
+        // 1. projections, split into heads
+        let q = self.split_heads(&self.q.forward(xs)?)?; // (b, h, n, d)
+        let (k, v) = match &self.kv {
+            KeyValue::Separate { k, v } => (k.forward(context)?, v.forward(context)?), // (b, m, h·d) each
+            KeyValue::Fused(kv) => {
+                let kv = kv.forward(context)?; // (b, m, 2·h·d)
+                (kv.narrow(D::Minus1, 0, inner)?, kv.narrow(D::Minus1, inner, inner)?)
+            }
+        };
+        let (k, v) = (self.split_heads(&k)?, self.split_heads(&v)?); // (b, h, m, d)
+
+        // 2. scores QKᵀ/√d, padding keys masked out
+        let scale = 1.0 / (self.head_dim as f64).sqrt();
+        let scores = (q.matmul(&k.t()?)? * scale)?; // (b, h, n, m)
+        let scores = match key_mask {
+            Some(mask) => {
+                if mask.dims() != [b, m] {
+                    bail!("Attention: key mask must be (batch {b}, keys {m}), got {:?}", mask.shape());
+                }
+                let shape = scores.shape().clone();
+                let keep = mask.ne(0u8)?.reshape((b, 1, 1, m))?.broadcast_as(&shape)?;
+                let fill = Tensor::new(lowest(scores.dtype()), scores.device())?.to_dtype(scores.dtype())?;
+                keep.where_cond(&scores, &fill.broadcast_as(&shape)?)?
+            }
+            None => scores,
+        };
+
+        // 3. weights · values, heads merged, output projection
+        let attended = softmax(&scores, D::Minus1)?.matmul(&v)?; // (b, h, n, d)
+        let merged = attended.transpose(1, 2)?.reshape((b, n, inner))?; // (b, n, h·d)
+        self.out.forward(&merged)
+    }
+
+    /// `(b, t, h·d) → (b, h, t, d)`.
+    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
+        let (b, t, _) = xs.dims3()?;
+        xs.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
+    }
+}
+
+/// The most negative finite value of `dtype`: a masked score that `exp` turns into exactly 0 without the NaN that
+/// `−∞ − (−∞)` gives when a whole row is masked.
+fn lowest(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => -65504.0,
+        DType::BF16 => -3.38e38,
+        DType::F32 => f64::from(f32::MIN),
+        _ => f64::MIN,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+    use candle_nn::VarMap;
+
+    fn attention(varmap: &VarMap) -> Result<Attention> {
+        let vb = VarBuilder::from_varmap(varmap, DType::F32, &Device::Cpu);
+        Attention::new(vb, 4, AttentionConfig { heads: 2, head_dim: 2, ..Default::default() })
+    }
+
+    #[test]
+    fn a_fully_masked_row_attends_uniformly() -> Result<()> {
+        let attn = attention(&VarMap::new())?;
+        let x = Tensor::arange(0f32, 8.0, &Device::Cpu)?.reshape((1, 2, 4))?;
+        let context = (Tensor::arange(0f32, 12.0, &Device::Cpu)?.reshape((1, 3, 4))? / 7.0)?;
+        let none = Tensor::zeros((1, 3), DType::U8, &Device::Cpu)?;
+        let masked = attn.forward(&x, Some(&context), Some(&none))?;
+        // uniform weights: the output is the projection of the mean value, the same for every query
+        let rows = masked.squeeze(0)?.to_vec2::<f32>()?;
+        assert!(rows.iter().flatten().all(|v| v.is_finite()));
+        assert_eq!(rows[0], rows[1]);
+        Ok(())
+    }
+
+    #[test]
+    fn a_mask_of_the_wrong_shape_is_an_error() -> Result<()> {
+        let attn = attention(&VarMap::new())?;
+        let x = Tensor::zeros((2, 3, 4), DType::F32, &Device::Cpu)?;
+        let mask = Tensor::ones((2, 5), DType::U8, &Device::Cpu)?;
+        let err = attn.forward(&x, None, Some(&mask)).expect_err("3 keys, mask of 5");
+        assert!(err.to_string().contains("key mask must be (batch 2, keys 3)"), "{err}");
+        Ok(())
+    }
+}

@@ -1,0 +1,145 @@
+//! SiLU and last-dimension softmax as fused, multi-threaded CPU custom ops with fused backward passes.
+//!
+//! Candle's CPU element-wise ops run on one thread, `exp` is a libm call per element, and their backward passes are
+//! chains of primitives (SiLU: ~8 passes; softmax from primitives: ~5 forward, more backward), while candle's fused
+//! `softmax_last_dim` records no gradient. Here each direction is one pass (softmax: one per row, in cache):
+//!
+//! ```text
+//! silu      y = x·s,  s = 1/(1 + e⁻ˣ)            dx = g·s·(1 + x·(1 − s))
+//! softmax   y = eˣ⁻ᵐᵃˣ / Σ eˣ⁻ᵐᵃˣ                 dx = y·(g − Σ g·y)
+//! ```
+//!
+//! The backward ops record no gradient of their own (second derivatives fail with `BackwardNotSupported`).
+
+use super::cpu::{self, lanes, sum, vectorized, Float, Kernel};
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Elements per parallel work item.
+const CHUNK: usize = 1 << 15;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Activation {
+    Silu,
+    /// Over the last dimension.
+    Softmax,
+}
+
+/// The forward (`x → y`) or the backward (`(saved, g) → dx`, saved = `x` for SiLU, `y` for softmax) of one activation.
+struct ActivationOp {
+    act: Activation,
+    shape: Shape,
+    backward: bool,
+}
+
+impl ActivationOp {
+    /// Length of one independent unit: a softmax row, or any chunk of SiLU's elements.
+    fn row(&self) -> usize {
+        match self.act {
+            Activation::Silu => CHUNK,
+            Activation::Softmax => self.shape.dims().last().copied().unwrap_or(1).max(1),
+        }
+    }
+}
+
+#[inline(always)]
+fn sigmoid<T: Float>(x: T) -> T {
+    T::one() / (T::one() + (-x).fast_exp())
+}
+
+#[inline(always)]
+fn silu<T: Float>(x: &[T], y: &mut [T]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * sigmoid(*x));
+}
+
+#[inline(always)]
+fn silu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
+    for (dx, (x, g)) in dx.iter_mut().zip(x.iter().zip(g)) {
+        let s = sigmoid(*x);
+        *dx = *g * s * (T::one() + *x * (T::one() - s));
+    }
+}
+
+#[inline(always)]
+fn softmax<T: Float>(x: &[T], y: &mut [T]) {
+    let max = lanes(x, x, x[0], |a, x, _| if x > a { x } else { a });
+    let max = max.into_iter().fold(max[0], |a, x| if x > a { x } else { a });
+    y.iter_mut().zip(x).for_each(|(y, x)| *y = (*x - max).fast_exp());
+    let inv = T::from_f64(1.0 / sum(y, y, |e, _| e));
+    y.iter_mut().for_each(|y| *y *= inv);
+}
+
+#[inline(always)]
+fn softmax_grad<T: Float>(y: &[T], g: &[T], dx: &mut [T]) {
+    let dot = T::from_f64(sum(y, g, |y, g| y * g));
+    dx.iter_mut().zip(y.iter().zip(g)).for_each(|(dx, (y, g))| *dx = *y * (*g - dot));
+}
+
+impl Kernel for ActivationOp {
+    fn name(&self) -> &'static str {
+        match (self.act, self.backward) {
+            (Activation::Silu, false) => "cmr-silu",
+            (Activation::Silu, true) => "cmr-silu-backward",
+            (Activation::Softmax, false) => "cmr-softmax-last-dim",
+            (Activation::Softmax, true) => "cmr-softmax-last-dim-backward",
+        }
+    }
+
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
+        let a = operands[0];
+        let mut out = vec![T::zero(); a.len()];
+        let row = self.row();
+        let chunk = row * (CHUNK / row).max(1);
+        let units = out.par_chunks_mut(chunk).zip(a.par_chunks(chunk));
+        match (self.act, operands.get(1)) {
+            (Activation::Silu, None) => units.for_each(|(y, x)| vectorized(|| silu(x, y))),
+            (Activation::Silu, Some(g)) => units.zip(g.par_chunks(chunk)).for_each(|((dx, x), g)| {
+                vectorized(|| silu_grad(x, g, dx));
+            }),
+            (Activation::Softmax, None) => units.for_each(|(y, x)| {
+                vectorized(|| y.chunks_mut(row).zip(x.chunks(row)).for_each(|(y, x)| softmax(x, y)));
+            }),
+            (Activation::Softmax, Some(g)) => units.zip(g.par_chunks(chunk)).for_each(|((dx, y), g)| {
+                vectorized(|| {
+                    let rows = dx.chunks_mut(row).zip(y.chunks(row).zip(g.chunks(row)));
+                    rows.for_each(|(dx, (y, g))| softmax_grad(y, g, dx));
+                });
+            }),
+        }
+        out
+    }
+}
+
+impl CustomOp1 for ActivationOp {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((cpu::run(self, &[(s, l, &self.shape)])?, self.shape.clone()))
+    }
+
+    fn bwd(&self, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        let op = ActivationOp { act: self.act, shape: self.shape.clone(), backward: true };
+        let saved = match self.act {
+            Activation::Silu => x,
+            Activation::Softmax => y,
+        };
+        saved.apply_op2(&g.contiguous()?, op).map(Some)
+    }
+}
+
+impl CustomOp2 for ActivationOp {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((cpu::run(self, &[(s1, l1, &self.shape), (s2, l2, &self.shape)])?, self.shape.clone()))
+    }
+}
+
+/// Applies `act` to an f32/f64 CPU tensor (softmax: over its last dimension), recording it for backprop.
+pub(super) fn apply(act: Activation, x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(ActivationOp { act, shape: x.shape().clone(), backward: false })
+}

@@ -1,0 +1,99 @@
+//! The 2D convolution as three candle `CustomOp2`s over the im2col + gemm kernels of [`super::im2col`]: the forward
+//! convolution and its two adjoints. Each one's backward is built from the three, so gradients of any order flow:
+//!
+//! ```text
+//! Conv       (x, w)  → y     ∂x = GradInput(dy, w)      ∂w = GradWeight(x, dy)
+//! GradInput  (dy, w) → dx    ∂dy = Conv(g, w)           ∂w = GradWeight(g, dy)
+//! GradWeight (x, dy) → dw    ∂x = GradInput(dy, g)      ∂dy = Conv(x, g)
+//! ```
+//!
+//! (`g` is the incoming gradient; every line follows from `⟨Conv(x, w), dy⟩` being one trilinear form.)
+//! The ops run on CPU only, for f32 and f64, on contiguous tensors; [`super::conv2d`] routes everything else to
+//! candle's own convolution.
+
+use super::cpu::{self, Float, Kernel};
+use super::im2col::{self, Geometry};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+
+/// Which member of the convolution family an op computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Kind {
+    /// `(x, w) → y`.
+    Conv,
+    /// `(dy, w) → dx`.
+    GradInput,
+    /// `(x, dy) → dw`.
+    GradWeight,
+}
+
+/// One member of the convolution family for one fixed geometry.
+#[derive(Debug, Clone, Copy)]
+struct ConvOp {
+    kind: Kind,
+    geom: Geometry,
+}
+
+impl ConvOp {
+    /// Shapes of the op's two operands and its result.
+    fn shapes(&self) -> [Shape; 3] {
+        let g = &self.geom;
+        let x = Shape::from((g.b, g.c_in, g.h, g.w));
+        let w = Shape::from((g.c_out, g.c_in / g.groups, g.k_h, g.k_w));
+        let y = Shape::from((g.b, g.c_out, g.h_out(), g.w_out()));
+        match self.kind {
+            Kind::Conv => [x, w, y],
+            Kind::GradInput => [y, w, x],
+            Kind::GradWeight => [x, y, w],
+        }
+    }
+
+}
+
+impl Kernel for ConvOp {
+    fn name(&self) -> &'static str {
+        match self.kind {
+            Kind::Conv => "cmr-conv2d",
+            Kind::GradInput => "cmr-conv2d-grad-input",
+            Kind::GradWeight => "cmr-conv2d-grad-weight",
+        }
+    }
+
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
+        let (a, b) = (operands[0], operands[1]);
+        match self.kind {
+            Kind::Conv => im2col::forward(&self.geom, a, b),
+            Kind::GradInput => im2col::grad_input(&self.geom, a, b),
+            Kind::GradWeight => im2col::grad_weight(&self.geom, a, b),
+        }
+    }
+}
+
+impl CustomOp2 for ConvOp {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let [a, b, out] = self.shapes();
+        Ok((cpu::run(self, &[(s1, l1, &a), (s2, l2, &b)])?, out))
+    }
+
+    fn bwd(&self, a: &Tensor, b: &Tensor, _res: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        use Kind::*;
+        let (ga, gb) = match self.kind {
+            Conv => ((GradInput, g, b), (GradWeight, a, g)),
+            GradInput => ((Conv, g, b), (GradWeight, g, a)),
+            GradWeight => ((GradInput, b, g), (Conv, a, g)),
+        };
+        let grad = |tracked: &Tensor, (kind, l, r): (Kind, &Tensor, &Tensor)| {
+            tracked.track_op().then(|| apply(kind, self.geom, l, r)).transpose()
+        };
+        Ok((grad(a, ga)?, grad(b, gb)?))
+    }
+}
+
+/// Applies the op of `kind` for `geom` to `(a, b)`, recording it for backprop; `a` and `b` must be f32 or f64 CPU
+/// tensors of one dtype, shaped as `kind` expects for `geom`.
+pub(super) fn apply(kind: Kind, geom: Geometry, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp { kind, geom })
+}

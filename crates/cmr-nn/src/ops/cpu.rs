@@ -1,0 +1,103 @@
+//! Plumbing shared by the CPU custom ops: dtype dispatch from candle's `CpuStorage` to generic kernels, runtime SIMD
+//! selection for their loops, and an `exp` the compiler can vectorise.
+//!
+//! Without `-C target-cpu`, Rust compiles for baseline x86-64 (SSE2), and `f32::exp` is a libm call per element.
+//! [`vectorized`] runs a kernel's loops compiled for AVX-512 or AVX2+FMA when the CPU has them (pulp, already in the
+//! tree through gemm), and [`Float::fast_exp`] is branch-free so those loops vectorise.
+
+use candle_core::backend::BackendStorage;
+use candle_core::{bail, CpuStorage, Layout, Result, Shape, WithDType};
+
+/// The element types the CPU kernels run on: f32 (training) and f64 (gradient tests).
+pub(super) trait Float: WithDType + std::ops::Neg<Output = Self> {
+    /// `eˣ`; for f32 Cephes' `expf` (range reduction + degree-6 polynomial, ~1 ulp on [-87, 88], 0 below, ∞ above),
+    /// for f64 the standard library's.
+    fn fast_exp(self) -> Self;
+}
+
+impl Float for f32 {
+    #[inline(always)]
+    fn fast_exp(self) -> f32 {
+        let x = self.clamp(-87.0, 88.0);
+        let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+        let r = x - n * 0.693_359_375 - n * -2.121_944_4e-4;
+        let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
+            + 0.166_666_65)
+            * r
+            + 0.5)
+            * (r * r)
+            + r
+            + 1.0;
+        // 2ⁿ from the exponent bits; n ∈ [-126, 127] after the clamp.
+        p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    }
+}
+
+impl Float for f64 {
+    #[inline(always)]
+    fn fast_exp(self) -> f64 {
+        self.exp()
+    }
+}
+
+/// Runs `f` compiled for the best SIMD level of this CPU, so that the loops it inlines vectorise.
+#[inline(always)]
+pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+/// Folds `f(acc, xᵢ, yᵢ)` over 16 independent accumulators, so that the compiler vectorises the loop; the tail folds
+/// into accumulator 0. `xs` and `ys` have one length.
+#[inline(always)]
+pub(super) fn lanes<T: Float>(xs: &[T], ys: &[T], init: T, f: impl Fn(T, T, T) -> T) -> [T; LANES] {
+    let mut acc = [init; LANES];
+    let (xc, yc) = (xs.chunks_exact(LANES), ys.chunks_exact(LANES));
+    for (x, y) in xc.remainder().iter().zip(yc.remainder()) {
+        acc[0] = f(acc[0], *x, *y);
+    }
+    for (x, y) in xc.zip(yc) {
+        for l in 0..LANES {
+            acc[l] = f(acc[l], x[l], y[l]);
+        }
+    }
+    acc
+}
+
+const LANES: usize = 16;
+
+/// `Σ f(xᵢ, yᵢ)`, accumulated in 16 lanes of `T` and summed up in f64.
+#[inline(always)]
+pub(super) fn sum<T: Float>(xs: &[T], ys: &[T], f: impl Fn(T, T) -> T) -> f64 {
+    lanes(xs, ys, T::zero(), |a, x, y| a + f(x, y)).iter().map(|a| a.to_f64()).sum()
+}
+
+/// A kernel generic over the element type; [`run`] picks the type from the operands' storage.
+pub(super) trait Kernel {
+    fn name(&self) -> &'static str;
+    /// Computes the result from contiguous operands of the shapes the op was built for.
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T>;
+}
+
+fn slices<'a, T: Float>(name: &str, operands: &[(&'a CpuStorage, &Layout, &Shape)]) -> Result<Vec<&'a [T]>> {
+    operands
+        .iter()
+        .map(|(s, l, expected)| match l.contiguous_offsets() {
+            Some((start, end)) if l.shape() == *expected => Ok(&T::cpu_storage_as_slice(s)?[start..end]),
+            Some(_) => bail!("{name}: operand has shape {:?}, expected {expected:?}", l.shape()),
+            None => bail!("{name}: operand must be contiguous"),
+        })
+        .collect()
+}
+
+/// Runs `kernel` on operands given as (storage, layout, expected shape), all f32 or all f64 and contiguous.
+pub(super) fn run<K: Kernel>(kernel: &K, operands: &[(&CpuStorage, &Layout, &Shape)]) -> Result<CpuStorage> {
+    let name = kernel.name();
+    if operands.iter().all(|(s, ..)| matches!(s, CpuStorage::F32(_))) {
+        Ok(CpuStorage::F32(kernel.run(&slices::<f32>(name, operands)?)))
+    } else if operands.iter().all(|(s, ..)| matches!(s, CpuStorage::F64(_))) {
+        Ok(CpuStorage::F64(kernel.run(&slices::<f64>(name, operands)?)))
+    } else {
+        let dtypes: Vec<_> = operands.iter().map(|(s, ..)| s.dtype()).collect();
+        bail!("{name}: only f32 or only f64 operands, got {dtypes:?}")
+    }
+}

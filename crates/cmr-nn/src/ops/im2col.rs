@@ -1,0 +1,311 @@
+//! CPU kernels of the 2D convolution family as im2col + gemm, for contiguous NCHW input and OIHW weight.
+//!
+//! Per image `b` and group `g`, with `M = c_out / groups`, `K = (c_in / groups)·k_h·k_w` and `N = h_out·w_out`:
+//!
+//! ```text
+//! forward       y[b,g]  (M×N) = W[g] (M×K) · cols(x[b,g]) (K×N)
+//! grad input    dx[b,g]       = col2im( W[g]ᵀ (K×M) · dy[b,g] (M×N) )
+//! grad weight   dW[g]  (M×K) += dy[b,g] (M×N) · cols(x[b,g])ᵀ (N×K)
+//! ```
+//!
+//! `cols` is never materialised whole: it is built a band of output rows at a time ([`Geometry::band_rows`]) so the
+//! band stays in L2 while gemm (the crate candle-core multiplies with) packs it. Work items are (image, group, band)
+//! where they write disjoint memory (forward, grad weight into per-thread accumulators) and (image, group) for grad
+//! input, whose col2im of neighbouring bands overlaps. With at least as many items as candle's thread count, items
+//! run in parallel on rayon and each gemm runs single-threaded; with fewer, items run in turn and gemm itself splits
+//! across the threads. A pointwise convolution (1×1, stride 1, no padding) skips im2col/col2im: `cols(x) = x`.
+
+use super::cpu::{vectorized, Float};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Bytes of one band of `cols` (K × band columns): half of a 2 MiB L2, leaving room for gemm's packed panels.
+const BAND_BYTES: usize = 1 << 20;
+
+/// Shape of one convolution: input `(b, c_in, h, w)`, weight `(c_out, c_in / groups, k_h, k_w)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Geometry {
+    pub b: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k_h: usize,
+    pub k_w: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub groups: usize,
+}
+
+impl Geometry {
+    pub fn h_out(&self) -> usize {
+        (self.h + 2 * self.padding - self.k_h) / self.stride + 1
+    }
+    pub fn w_out(&self) -> usize {
+        (self.w + 2 * self.padding - self.k_w) / self.stride + 1
+    }
+    /// Input channels per group.
+    fn cin_g(&self) -> usize {
+        self.c_in / self.groups
+    }
+    /// Output channels per group: gemm's `M`.
+    fn m(&self) -> usize {
+        self.c_out / self.groups
+    }
+    /// Rows of `cols`: gemm's `K`.
+    fn k(&self) -> usize {
+        self.cin_g() * self.k_h * self.k_w
+    }
+    /// Output pixels per image: gemm's `N`.
+    fn n(&self) -> usize {
+        self.h_out() * self.w_out()
+    }
+    pub fn input_len(&self) -> usize {
+        self.b * self.c_in * self.h * self.w
+    }
+    pub fn weight_len(&self) -> usize {
+        self.c_out * self.k()
+    }
+    pub fn output_len(&self) -> usize {
+        self.b * self.c_out * self.n()
+    }
+    fn is_pointwise(&self) -> bool {
+        self.k_h == 1 && self.k_w == 1 && self.stride == 1 && self.padding == 0
+    }
+    /// Output rows per band, so that a band of `cols` holds about [`BAND_BYTES`].
+    fn band_rows<T>(&self) -> usize {
+        let row_bytes = self.k() * self.w_out() * std::mem::size_of::<T>();
+        (BAND_BYTES / row_bytes).clamp(1, self.h_out())
+    }
+    fn bands<T>(&self) -> usize {
+        self.h_out().div_ceil(self.band_rows::<T>())
+    }
+    /// Output rows `[lo, hi)` of band `band`.
+    fn band<T>(&self, band: usize) -> (usize, usize) {
+        let rows = self.band_rows::<T>();
+        (band * rows, ((band + 1) * rows).min(self.h_out()))
+    }
+}
+
+/// Output positions `o` in `[lo, hi)` whose input index `o·stride + offset − padding` falls inside `[0, len)`.
+fn valid(n_out: usize, len: usize, offset: usize, stride: usize, padding: usize) -> (usize, usize) {
+    let lo = padding.saturating_sub(offset).div_ceil(stride).min(n_out);
+    let hi = if len + padding > offset { ((len + padding - offset - 1) / stride + 1).min(n_out) } else { 0 };
+    (lo, hi.max(lo))
+}
+
+/// Fills `cols` (K × band columns) from `x`, the `(c_in / groups, h, w)` slice of one image and group.
+#[inline(always)]
+fn im2col<T: Float>(g: &Geometry, x: &[T], (oy0, oy1): (usize, usize), cols: &mut [T]) {
+    let (w_out, s, p) = (g.w_out(), g.stride, g.padding);
+    let width = (oy1 - oy0) * w_out;
+    for (row, dst) in cols.chunks_exact_mut(width).enumerate() {
+        let (ci, ky, kx) = (row / (g.k_h * g.k_w), row / g.k_w % g.k_h, row % g.k_w);
+        let (ylo, yhi) = valid(g.h_out(), g.h, ky, s, p);
+        let (xlo, xhi) = valid(w_out, g.w, kx, s, p);
+        for (oy, line) in (oy0..oy1).zip(dst.chunks_exact_mut(w_out)) {
+            if oy < ylo || oy >= yhi || xlo == xhi {
+                line.fill(T::zero());
+                continue;
+            }
+            let src = &x[(ci * g.h + oy * s + ky - p) * g.w..][..g.w];
+            line[..xlo].fill(T::zero());
+            line[xhi..].fill(T::zero());
+            if s == 1 {
+                line[xlo..xhi].copy_from_slice(&src[xlo + kx - p..xhi + kx - p]);
+            } else {
+                for (ox, v) in (xlo..xhi).zip(&mut line[xlo..xhi]) {
+                    *v = src[ox * s + kx - p];
+                }
+            }
+        }
+    }
+}
+
+/// Adds `cols` (K × band columns) into `dx`, the `(c_in / groups, h, w)` slice of one image and group: the adjoint
+/// of [`im2col`].
+#[inline(always)]
+fn col2im<T: Float>(g: &Geometry, cols: &[T], (oy0, oy1): (usize, usize), dx: &mut [T]) {
+    let (w_out, s, p) = (g.w_out(), g.stride, g.padding);
+    let width = (oy1 - oy0) * w_out;
+    for (row, src) in cols.chunks_exact(width).enumerate() {
+        let (ci, ky, kx) = (row / (g.k_h * g.k_w), row / g.k_w % g.k_h, row % g.k_w);
+        let (ylo, yhi) = valid(g.h_out(), g.h, ky, s, p);
+        let (xlo, xhi) = valid(w_out, g.w, kx, s, p);
+        for (oy, line) in (oy0..oy1).zip(src.chunks_exact(w_out)) {
+            if oy < ylo || oy >= yhi || xlo == xhi {
+                continue;
+            }
+            let dst = &mut dx[(ci * g.h + oy * s + ky - p) * g.w..][..g.w];
+            if s == 1 {
+                let dst = &mut dst[xlo + kx - p..xhi + kx - p];
+                dst.iter_mut().zip(&line[xlo..xhi]).for_each(|(d, v)| *d += *v);
+            } else {
+                for (ox, v) in (xlo..xhi).zip(&line[xlo..xhi]) {
+                    dst[ox * s + kx - p] += *v;
+                }
+            }
+        }
+    }
+}
+
+/// A raw pointer that parallel work items share, each writing only its own disjoint part.
+#[derive(Clone, Copy)]
+struct SharedMut<T>(*mut T);
+// SAFETY: every user below writes through the pointer only at offsets no other concurrent item touches.
+unsafe impl<T> Send for SharedMut<T> {}
+unsafe impl<T> Sync for SharedMut<T> {}
+
+impl<T> SharedMut<T> {
+    /// The pointer; a method, so that closures capture the whole `Sync` wrapper rather than its field.
+    fn get(self) -> *mut T {
+        self.0
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every operand given as (pointer, row stride, column stride).
+///
+/// # Safety
+/// The pointers must address matrices of the given shapes and strides, and `dst` must not alias `lhs` or `rhs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn matmul<T: Float>(
+    (m, n, k): (usize, usize, usize),
+    dst: (*mut T, usize, usize),
+    accumulate: bool,
+    lhs: (*const T, usize, usize),
+    rhs: (*const T, usize, usize),
+    par: Parallelism,
+) {
+    gemm::gemm(
+        m,
+        n,
+        k,
+        dst.0,
+        dst.2 as isize,
+        dst.1 as isize,
+        accumulate,
+        lhs.0,
+        lhs.2 as isize,
+        lhs.1 as isize,
+        rhs.0,
+        rhs.2 as isize,
+        rhs.1 as isize,
+        T::one(),
+        T::one(),
+        false,
+        false,
+        false,
+        par,
+    )
+}
+
+/// Runs `f(state, item, gemm parallelism)` for every item in `0..items`: in parallel with single-threaded gemm when
+/// there are enough items to feed candle's threads, else in turn with gemm using all of them. `init` makes the
+/// per-thread scratch state, which is returned for a reduction.
+fn for_each_item<S: Send>(
+    items: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, Parallelism) + Sync + Send,
+) -> Vec<S> {
+    let threads = candle_core::utils::get_num_threads();
+    if threads > 1 && items >= threads {
+        (0..items)
+            .into_par_iter()
+            .fold(&init, |mut state, i| {
+                f(&mut state, i, Parallelism::None);
+                state
+            })
+            .collect()
+    } else {
+        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        let mut state = init();
+        (0..items).for_each(|i| f(&mut state, i, par));
+        vec![state]
+    }
+}
+
+/// `y = x ⊛ w`.
+pub(crate) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+    let (m, k, n, bands) = (g.m(), g.k(), g.n(), g.bands::<T>());
+    let mut y = vec![T::zero(); g.output_len()];
+    let out = SharedMut(y.as_mut_ptr());
+    for_each_item(g.b * g.groups * bands, Vec::new, |cols: &mut Vec<T>, item, par| {
+        let (bg, band) = (item / bands, item % bands);
+        let (oy0, oy1) = g.band::<T>(band);
+        let (n0, width) = (oy0 * g.w_out(), (oy1 - oy0) * g.w_out());
+        let x_bg = &x[bg * g.cin_g() * g.h * g.w..][..g.cin_g() * g.h * g.w];
+        let rhs = if g.is_pointwise() {
+            (x_bg[n0..].as_ptr(), n, 1)
+        } else {
+            cols.resize(k * width, T::zero());
+            vectorized(|| im2col(g, x_bg, (oy0, oy1), cols));
+            (cols.as_ptr(), width, 1)
+        };
+        // SAFETY: item (b, group, band) writes only rows [group·M, (group+1)·M) × columns of its band of image b.
+        unsafe {
+            let dst = out.get().add(bg * m * n + n0);
+            let lhs = w[bg % g.groups * m * k..].as_ptr();
+            matmul((m, width, k), (dst, n, 1), false, (lhs, k, 1), rhs, par);
+        }
+    });
+    y
+}
+
+/// `dx = ∂⟨y, dy⟩/∂x` for `y = x ⊛ w`.
+pub(crate) fn grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
+    let (m, k, n, bands) = (g.m(), g.k(), g.n(), g.bands::<T>());
+    let slice = g.cin_g() * g.h * g.w;
+    let mut dx = vec![T::zero(); g.input_len()];
+    let out = SharedMut(dx.as_mut_ptr());
+    for_each_item(g.b * g.groups, Vec::new, |cols: &mut Vec<T>, bg, par| {
+        let lhs = (w[bg % g.groups * m * k..].as_ptr(), 1, k);
+        // SAFETY: item (b, group) owns the (c_in / groups, h, w) slice of dx for its image and group.
+        let dx_bg = unsafe { std::slice::from_raw_parts_mut(out.get().add(bg * slice), slice) };
+        for band in 0..bands {
+            let (oy0, oy1) = g.band::<T>(band);
+            let (n0, width) = (oy0 * g.w_out(), (oy1 - oy0) * g.w_out());
+            let rhs = (dy[bg * m * n + n0..].as_ptr(), n, 1);
+            // SAFETY: dst is either this item's dx slice or its own scratch, neither aliasing w or dy.
+            unsafe {
+                if g.is_pointwise() {
+                    matmul((k, width, m), (dx_bg[n0..].as_mut_ptr(), n, 1), false, lhs, rhs, par);
+                } else {
+                    cols.resize(k * width, T::zero());
+                    matmul((k, width, m), (cols.as_mut_ptr(), width, 1), false, lhs, rhs, par);
+                    vectorized(|| col2im(g, cols, (oy0, oy1), dx_bg));
+                }
+            }
+        }
+    });
+    dx
+}
+
+/// `dw = ∂⟨y, dy⟩/∂w` for `y = x ⊛ w`.
+pub(crate) fn grad_weight<T: Float>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
+    let (m, k, n, bands) = (g.m(), g.k(), g.n(), g.bands::<T>());
+    let init = || (vec![T::zero(); g.weight_len()], Vec::new());
+    let partial = for_each_item(g.b * g.groups * bands, init, |(dw, cols), item, par| {
+        let (bg, band) = (item / bands, item % bands);
+        let (oy0, oy1) = g.band::<T>(band);
+        let (n0, width) = (oy0 * g.w_out(), (oy1 - oy0) * g.w_out());
+        let x_bg = &x[bg * g.cin_g() * g.h * g.w..][..g.cin_g() * g.h * g.w];
+        let rhs = if g.is_pointwise() {
+            (x_bg[n0..].as_ptr(), 1, n)
+        } else {
+            cols.resize(k * width, T::zero());
+            vectorized(|| im2col(g, x_bg, (oy0, oy1), cols));
+            (cols.as_ptr(), 1, width)
+        };
+        // SAFETY: dw is this thread's own accumulator.
+        unsafe {
+            let dst = (dw[bg % g.groups * m * k..].as_mut_ptr(), k, 1);
+            matmul((m, k, width), dst, true, (dy[bg * m * n + n0..].as_ptr(), n, 1), rhs, par);
+        }
+    });
+    let mut parts = partial.into_iter().map(|(dw, _)| dw);
+    let mut dw = parts.next().unwrap_or_else(|| vec![T::zero(); g.weight_len()]);
+    for part in parts {
+        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += *b);
+    }
+    dw
+}

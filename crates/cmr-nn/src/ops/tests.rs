@@ -1,0 +1,231 @@
+//! Tests of the custom ops: forward against candle's own kernels (f32), gradients against central finite differences
+//! (f64) for every operand of every op, and first-order gradients against candle's backward on shapes large enough
+//! to take the banded, multi-threaded paths.
+
+use super::conv::{self, Kind};
+use super::im2col::Geometry;
+use super::{conv2d, group_norm, silu, softmax_last_dim, ConvParams};
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
+
+/// `(b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups)`.
+type Case = (usize, usize, usize, usize, usize, usize, usize, usize, usize, usize);
+
+fn geometry((b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups): Case) -> Geometry {
+    Geometry { b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups }
+}
+
+fn params(g: &Geometry) -> ConvParams {
+    ConvParams { stride: g.stride, padding: g.padding, groups: g.groups }
+}
+
+/// Deterministic values in [-1, 1) from a small LCG, so tests need no RNG state.
+fn values(n: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        })
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u64, dtype: DType) -> Result<Tensor> {
+    let n = shape.iter().product();
+    Tensor::from_vec(values(n, seed), shape, &Device::Cpu)?.to_dtype(dtype)
+}
+
+fn operands(g: &Geometry, dtype: DType) -> Result<(Tensor, Tensor)> {
+    let x = tensor(&[g.b, g.c_in, g.h, g.w], 1, dtype)?;
+    let w = tensor(&[g.c_out, g.c_in / g.groups, g.k_h, g.k_w], 2, dtype)?;
+    Ok((x, w))
+}
+
+/// `max |a − b| / max(1, max |b|)`.
+fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
+    let diff = (a - b)?.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    let scale = b.abs()?.flatten_all()?.max(0)?.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+    Ok(diff / scale.max(1.0))
+}
+
+/// Checks the gradient of `⟨f(inputs), r⟩` (fixed random `r`) with respect to every input against central differences.
+fn check_grads(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Result<()> {
+    let vars = inputs.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+    let tracked: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let out = f(&tracked)?;
+    let r = tensor(out.dims(), 99, DType::F64)?;
+    let loss = |xs: &[Tensor]| -> Result<f64> { (f(xs)? * &r)?.sum_all()?.to_scalar::<f64>() };
+    let grads = (out * &r)?.sum_all()?.backward()?;
+    let eps = 1e-5;
+    for (i, input) in inputs.iter().enumerate() {
+        let analytic = grads.get(&tracked[i]).expect("every input gets a gradient").flatten_all()?.to_vec1::<f64>()?;
+        let base = input.flatten_all()?.to_vec1::<f64>()?;
+        for j in 0..base.len() {
+            let at = |delta: f64| -> Result<f64> {
+                let mut v = base.clone();
+                v[j] += delta;
+                let mut xs = inputs.to_vec();
+                xs[i] = Tensor::from_vec(v, input.shape(), &Device::Cpu)?;
+                loss(&xs)
+            };
+            let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
+            let err = (analytic[j] - numeric).abs();
+            assert!(err <= 1e-6 * numeric.abs().max(1.0), "input {i} element {j}: {} vs {numeric}", analytic[j]);
+        }
+    }
+    Ok(())
+}
+
+/// Small cases covering strides 1/2, padding 0/1, groups 1/2, non-square inputs and kernels, and a pointwise conv.
+const SMALL: [Case; 6] = [
+    (2, 3, 5, 7, 4, 3, 3, 1, 1, 1),
+    (2, 4, 6, 5, 6, 3, 3, 2, 1, 2),
+    (1, 4, 7, 6, 2, 3, 3, 2, 0, 1),
+    (2, 4, 5, 8, 4, 2, 3, 1, 0, 2),
+    (1, 2, 4, 3, 3, 3, 3, 1, 2, 1),
+    (2, 4, 3, 5, 6, 1, 1, 1, 0, 2),
+];
+
+/// UNet-sized cases, big enough for several bands per image and parallel work items.
+const LARGE: [Case; 3] = [(4, 64, 32, 32, 64, 3, 3, 1, 1, 1), (3, 32, 33, 29, 64, 3, 3, 2, 1, 2), (2, 64, 16, 16, 32, 1, 1, 1, 0, 1)];
+
+#[test]
+fn conv2d_forward_matches_candle_f32() -> Result<()> {
+    for case in SMALL.into_iter().chain(LARGE) {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F32)?;
+        let ours = conv2d(&x, &w, params(&g))?;
+        let candle = x.conv2d(&w, g.padding, g.stride, 1, g.groups)?;
+        assert_eq!(ours.dims(), candle.dims(), "{case:?}");
+        let err = rel_err(&ours, &candle)?;
+        assert!(err <= 1e-5, "{case:?}: relative error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn conv2d_gradients_match_finite_differences_f64() -> Result<()> {
+    for case in SMALL {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F64)?;
+        check_grads(|t| conv2d(&t[0], &t[1], params(&g)), &[x, w])?;
+    }
+    Ok(())
+}
+
+/// The adjoint ops are what backward runs; their own gradients make second-order autograd correct.
+#[test]
+fn adjoint_ops_gradients_match_finite_differences_f64() -> Result<()> {
+    for case in [SMALL[1], SMALL[3], SMALL[5]] {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F64)?;
+        let dy = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F64)?;
+        check_grads(|t| conv::apply(Kind::GradInput, g, &t[0], &t[1]), &[dy.clone(), w])?;
+        check_grads(|t| conv::apply(Kind::GradWeight, g, &t[0], &t[1]), &[x, dy])?;
+    }
+    Ok(())
+}
+
+#[test]
+fn conv2d_gradients_match_candle_backward_f32() -> Result<()> {
+    for case in LARGE {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F32)?;
+        let (x, w) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
+        let r = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F32)?;
+        let ours = (conv2d(&x, &w, params(&g))? * &r)?.sum_all()?.backward()?;
+        let candle = (x.conv2d(&w, g.padding, g.stride, 1, g.groups)? * &r)?.sum_all()?.backward()?;
+        for v in [&x, &w] {
+            let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
+            assert!(err <= 1e-5, "{case:?}: relative gradient error {err}");
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv2d_falls_back_to_candle_for_other_dtypes() -> Result<()> {
+    let g = geometry(SMALL[1]);
+    let (x, w) = operands(&g, DType::F16)?;
+    let ours = conv2d(&x, &w, params(&g))?.to_dtype(DType::F32)?;
+    let candle = x.conv2d(&w, g.padding, g.stride, 1, g.groups)?.to_dtype(DType::F32)?;
+    assert_eq!(rel_err(&ours, &candle)?, 0.0);
+    Ok(())
+}
+
+#[test]
+fn conv2d_rejects_mismatched_channels() -> Result<()> {
+    let x = Tensor::zeros((1, 6, 4, 4), DType::F32, &Device::Cpu)?;
+    let w = Tensor::zeros((4, 4, 3, 3), DType::F32, &Device::Cpu)?;
+    let err = conv2d(&x, &w, ConvParams { stride: 1, padding: 1, groups: 2 }).unwrap_err().to_string();
+    assert!(err.contains("do not fit"), "{err}");
+    Ok(())
+}
+
+/// `(shape of x, groups)`: rank 3, 4 and 5 inputs, one and several channels per group.
+const NORMS: [(&[usize], usize); 4] = [(&[2, 4, 7], 2), (&[2, 6, 3, 5], 3), (&[1, 4, 2, 3, 2], 4), (&[3, 4, 5, 4], 1)];
+
+fn norm_operands(shape: &[usize], dtype: DType) -> Result<[Tensor; 3]> {
+    // An offset mean and a spread scale, so that the normalisation does real work.
+    let x = ((tensor(shape, 4, dtype)? * 3.0)? + 0.5)?;
+    Ok([x, (tensor(&[shape[1]], 5, dtype)? + 1.0)?, tensor(&[shape[1]], 6, dtype)?])
+}
+
+fn candle_group_norm(t: &[Tensor], groups: usize) -> Result<Tensor> {
+    candle_nn::GroupNorm::new(t[1].clone(), t[2].clone(), t[0].dim(1)?, groups, 1e-5)?.forward(&t[0])
+}
+
+#[test]
+fn group_norm_forward_matches_candle_f32() -> Result<()> {
+    for (shape, groups) in NORMS.into_iter().chain([(&[4, 64, 64, 64][..], 32)]) {
+        let t = norm_operands(shape, DType::F32)?;
+        let err = rel_err(&group_norm(&t[0], groups, &t[1], &t[2], 1e-5)?, &candle_group_norm(&t, groups)?)?;
+        assert!(err <= 1e-5, "{shape:?}/{groups}: relative error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn group_norm_gradients_match_finite_differences_f64() -> Result<()> {
+    for (shape, groups) in NORMS {
+        check_grads(|t| group_norm(&t[0], groups, &t[1], &t[2], 1e-5), &norm_operands(shape, DType::F64)?)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn group_norm_gradients_match_candle_backward_f32() -> Result<()> {
+    let t = norm_operands(&[4, 64, 32, 32], DType::F32)?;
+    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let r = tensor(t[0].dims(), 7, DType::F32)?;
+    let ours = (group_norm(&t[0], 32, &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
+    let candle = (candle_group_norm(&t, 32)? * &r)?.sum_all()?.backward()?;
+    for v in &t {
+        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
+        assert!(err <= 1e-4, "relative gradient error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn activations_forward_match_candle_f32() -> Result<()> {
+    // Rows longer than a work chunk, a ragged tail, and inputs far into both tails of exp.
+    for shape in [&[3, 5, 7][..], &[2, 40_000], &[8, 1024, 1024]] {
+        let x = (tensor(shape, 8, DType::F32)? * 30.0)?;
+        let err = rel_err(&silu(&x)?, &x.silu()?)?;
+        assert!(err <= 1e-5, "silu {shape:?}: relative error {err}");
+        let err = rel_err(&softmax_last_dim(&x)?, &candle_nn::ops::softmax_last_dim(&x)?)?;
+        assert!(err <= 1e-5, "softmax {shape:?}: relative error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn activations_gradients_match_finite_differences_f64() -> Result<()> {
+    for shape in [&[2, 3, 5][..], &[1, 17]] {
+        let x = (tensor(shape, 9, DType::F64)? * 3.0)?;
+        check_grads(|t| silu(&t[0]), &[x.clone()])?;
+        check_grads(|t| softmax_last_dim(&t[0]), &[x])?;
+    }
+    Ok(())
+}
