@@ -9,9 +9,12 @@ threads="${1:-$(nproc)}"
 python="$(scripts/setup-torch.sh | tail -n 1)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+cargo bench --quiet -p cmr-nn --bench nn --no-run
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg); threads: $threads" >&2
 RAYON_NUM_THREADS="$threads" cargo bench --quiet -p cmr-nn --bench nn -- --json > "$work/candle.json"
-OMP_NUM_THREADS="$threads" "$python" scripts/bench_nn_torch.py "$threads" < "$work/candle.json" > "$work/torch.json"
+# The bench keeps freed memory in the process (cmr_nn::ops::retain_freed_memory); PyTorch gets the same glibc setting.
+GLIBC_TUNABLES=glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647 OMP_NUM_THREADS="$threads" \
+  "$python" scripts/bench_nn_torch.py "$threads" < "$work/candle.json" > "$work/torch.json"
 echo "load after:  $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 python3 - "$work/candle.json" "$work/torch.json" <<'PY'
 import json, sys

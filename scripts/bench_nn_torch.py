@@ -24,7 +24,7 @@ def conv_case(b, c, s, **_):
 
 def attention_case(bh, t, d, **_):
     q, k, v = randn(bh, t, d), randn(bh, t, d), randn(bh, t, d)
-    return [q, k, v], lambda: torch.softmax(q @ k.transpose(1, 2) * d**-0.5, dim=2) @ v
+    return [q, k, v], lambda: torch.softmax((q * d**-0.5) @ k.transpose(1, 2), dim=2) @ v
 
 
 def group_norm_case(b, c, s, groups, **_):

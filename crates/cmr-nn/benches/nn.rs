@@ -1,6 +1,7 @@
 //! CPU benchmark of the operations the UNet trains on (issue 3, item 2): forward and forward+backward of 3×3 conv2d,
 //! attention, GroupNorm and a UNet-like block stack, each with candle 0.11.1's own kernels ("candle") and with
-//! `cmr_nn::ops` ("cmr-nn"), f32, on candle's thread count (`RAYON_NUM_THREADS`, default: the physical cores).
+//! `cmr_nn::ops` ("cmr-nn"), f32, on candle's thread count (`RAYON_NUM_THREADS`, default: the physical cores), with
+//! glibc told to keep freed memory (`ops::retain_freed_memory`).
 //!
 //! `cargo bench -p cmr-nn --bench nn [-- NAME…]` prints a table of median milliseconds (of the cases whose name
 //! contains one of the NAMEs, if given). With `-- --json` it prints one JSON
@@ -74,6 +75,13 @@ fn conv(k: Kernels, x: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
 }
 
+fn conv_bias(k: Kernels, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    match k {
+        Kernels::Candle => x.broadcast_add(&bias.reshape((1, (), 1, 1))?),
+        Kernels::Cmr => ops::add_channel_bias(x, bias),
+    }
+}
+
 fn group_norm(k: Kernels, x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     match k {
         Kernels::Candle => candle_nn::GroupNorm::new(weight.clone(), bias.clone(), x.dim(1)?, groups, 1e-5)?.forward(x),
@@ -89,7 +97,8 @@ fn silu(k: Kernels, x: &Tensor) -> Result<Tensor> {
 }
 
 fn attention(k: Kernels, q: &Tensor, kk: &Tensor, v: &Tensor) -> Result<Tensor> {
-    let scores = (q.matmul(&kk.t()?)? * (1.0 / (q.dim(2)? as f64).sqrt()))?;
+    // Scaling q rather than the scores touches t·d elements instead of t².
+    let scores = (q * (1.0 / (q.dim(2)? as f64).sqrt()))?.matmul(&kk.t()?)?;
     let weights = match k {
         Kernels::Candle => candle_nn::ops::softmax(&scores, 2)?,
         Kernels::Cmr => ops::softmax_last_dim(&scores)?,
@@ -106,7 +115,7 @@ impl Block {
     fn new(c: usize) -> Result<Self> {
         let layer = || -> Result<_> {
             let std = (1.0 / (9 * c) as f64).sqrt();
-            Ok((randn(&[c], 0.1)?, randn(&[c], 0.1)?, randn(&[c, c, 3, 3], std)?, randn(&[1, c, 1, 1], 0.1)?))
+            Ok((randn(&[c], 0.1)?, randn(&[c], 0.1)?, randn(&[c, c, 3, 3], std)?, randn(&[c], 0.1)?))
         };
         Ok(Self { layers: [layer()?, layer()?] })
     }
@@ -115,16 +124,19 @@ impl Block {
         let mut h = x.clone();
         for (gn_w, gn_b, w, b) in &self.layers {
             h = silu(k, &group_norm(k, &h, 32, gn_w, gn_b)?)?;
-            h = conv(k, &h, w)?.broadcast_add(b)?;
+            h = conv_bias(k, &conv(k, &h, w)?, b)?;
         }
         x + h
     }
 }
 
+/// A forward pass over a case's inputs and parameters.
+type Forward = Box<dyn Fn(&[Var]) -> Result<Tensor>>;
+
 /// A case built with one set of kernels: inputs and parameters (all trainable) and the forward pass.
 struct Net {
     vars: Vec<Var>,
-    forward: Box<dyn Fn(&[Var]) -> Result<Tensor>>,
+    forward: Forward,
 }
 
 impl Net {
@@ -152,7 +164,9 @@ impl Net {
                 }
                 Net {
                     vars,
-                    forward: Box::new(move |v| blocks.iter().try_fold(v[0].as_tensor().clone(), |h, b| b.forward(k, &h))),
+                    forward: Box::new(move |v| {
+                        blocks.iter().try_fold(v[0].as_tensor().clone(), |h, b| b.forward(k, &h))
+                    }),
                 }
             }
         };
@@ -182,12 +196,16 @@ fn median_ms(mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 }
 
 fn main() -> Result<()> {
+    // As a training process would (`cmr_nn::ops::retain_freed_memory`); scripts/bench-nn.sh gives PyTorch the same.
+    ops::retain_freed_memory();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
     // `cargo bench` passes `--bench`; any other word filters cases by name, as test harnesses do.
     let filter: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
-    let cases: Vec<Case> =
-        CASES.into_iter().filter(|c| filter.is_empty() || filter.iter().any(|f| c.name().contains(f.as_str()))).collect();
+    let cases: Vec<Case> = CASES
+        .into_iter()
+        .filter(|c| filter.is_empty() || filter.iter().any(|f| c.name().contains(f.as_str())))
+        .collect();
     let threads = candle_core::utils::get_num_threads();
     let mut rows = Vec::new();
     for &case in &cases {
@@ -209,7 +227,12 @@ fn main() -> Result<()> {
             if !json {
                 println!("{:<34} {:<8} candle {:>9.2} ms   cmr-nn {:>9.2} ms", case.name(), pass, ms[0], ms[1]);
             }
-            rows.push(format!(r#"{{"name":"{}","pass":"{pass}","candle_ms":{},"cmr_ms":{}}}"#, case.name(), ms[0], ms[1]));
+            rows.push(format!(
+                r#"{{"name":"{}","pass":"{pass}","candle_ms":{},"cmr_ms":{}}}"#,
+                case.name(),
+                ms[0],
+                ms[1]
+            ));
         }
     }
     if json {

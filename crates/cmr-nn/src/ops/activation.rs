@@ -92,18 +92,23 @@ impl Kernel for ActivationOp {
         let chunk = row * (CHUNK / row).max(1);
         let units = out.par_chunks_mut(chunk).zip(a.par_chunks(chunk));
         match (self.act, operands.get(1)) {
-            (Activation::Silu, None) => units.for_each(|(y, x)| vectorized(|| silu(x, y))),
-            (Activation::Silu, Some(g)) => units.zip(g.par_chunks(chunk)).for_each(|((dx, x), g)| {
-                vectorized(|| silu_grad(x, g, dx));
-            }),
+            (Activation::Silu, None) => units.for_each(|(y, x)| vectorized!(silu(x, y))),
+            (Activation::Silu, Some(g)) => {
+                units.zip(g.par_chunks(chunk)).for_each(|((dx, x), g)| vectorized!(silu_grad(x, g, dx)));
+            }
             (Activation::Softmax, None) => units.for_each(|(y, x)| {
-                vectorized(|| y.chunks_mut(row).zip(x.chunks(row)).for_each(|(y, x)| softmax(x, y)));
+                vectorized! {
+                    for (y, x) in y.chunks_mut(row).zip(x.chunks(row)) {
+                        softmax(x, y);
+                    }
+                }
             }),
             (Activation::Softmax, Some(g)) => units.zip(g.par_chunks(chunk)).for_each(|((dx, y), g)| {
-                vectorized(|| {
-                    let rows = dx.chunks_mut(row).zip(y.chunks(row).zip(g.chunks(row)));
-                    rows.for_each(|(dx, (y, g))| softmax_grad(y, g, dx));
-                });
+                vectorized! {
+                    for (dx, (y, g)) in dx.chunks_mut(row).zip(y.chunks(row).zip(g.chunks(row))) {
+                        softmax_grad(y, g, dx);
+                    }
+                }
             }),
         }
         out

@@ -46,7 +46,6 @@ impl ConvOp {
             Kind::GradWeight => [x, y, w],
         }
     }
-
 }
 
 impl Kernel for ConvOp {

@@ -1,8 +1,8 @@
 //! Plumbing shared by the CPU custom ops: dtype dispatch from candle's `CpuStorage` to generic kernels, runtime SIMD
-//! selection for their loops, and an `exp` the compiler can vectorise.
+//! selection for their loops ([`vectorized!`]), and an `exp` the compiler can vectorise.
 //!
 //! Without `-C target-cpu`, Rust compiles for baseline x86-64 (SSE2), and `f32::exp` is a libm call per element.
-//! [`vectorized`] runs a kernel's loops compiled for AVX-512 or AVX2+FMA when the CPU has them (pulp, already in the
+//! [`vectorized!`] runs a kernel's loops compiled for AVX-512 or AVX2+FMA when the CPU has them (pulp, already in the
 //! tree through gemm), and [`Float::fast_exp`] is branch-free so those loops vectorise.
 
 use candle_core::backend::BackendStorage;
@@ -20,7 +20,8 @@ impl Float for f32 {
     fn fast_exp(self) -> f32 {
         let x = self.clamp(-87.0, 88.0);
         let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
-        let r = x - n * 0.693_359_375 - n * -2.121_944_4e-4;
+        // ln 2 split in two (Cody–Waite): 0.693359375 = 355/512 exactly, plus the remainder.
+        let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
         let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r
             + 0.166_666_65)
             * r
@@ -28,8 +29,10 @@ impl Float for f32 {
             * (r * r)
             + r
             + 1.0;
-        // 2ⁿ from the exponent bits; n ∈ [-126, 127] after the clamp.
-        p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+        // 2ⁿ built in the exponent bits. n ∈ [-126, 127] after the clamp; adding 1.5·2²³ + 127 leaves n + 127 in the
+        // low mantissa bits, which the shift moves into the exponent. (`n as i32` would not vectorise: Rust's
+        // saturating float-to-int cast becomes 16 scalar conversions.)
+        p * f32::from_bits((n + 12_583_039.0).to_bits() << 23)
     }
 }
 
@@ -40,10 +43,27 @@ impl Float for f64 {
     }
 }
 
-/// Runs `f` compiled for the best SIMD level of this CPU, so that the loops it inlines vectorise.
-#[inline(always)]
-pub(super) fn vectorized<R>(f: impl FnOnce() -> R) -> R {
-    pulp::Arch::new().dispatch(f)
+/// Runs the block compiled for the best SIMD level of this CPU (pulp's dispatch), so that its loops vectorise.
+/// Everything the block calls in its loops must be `#[inline(always)]`: code left out of line keeps SSE2.
+macro_rules! vectorized {
+    ($($body:tt)*) => {
+        pulp::Arch::new().dispatch($crate::ops::cpu::Vectorize(#[inline(always)] || { $($body)* }))
+    };
+}
+pub(super) use vectorized;
+
+/// The block of [`vectorized!`] as pulp's `WithSimd`. It calls the closure through `FnMut::call_mut`, which for a
+/// closure that writes its output is the `#[inline(always)]` body itself; pulp's own closure support goes through the
+/// `FnOnce::call_once` shim, which is not inlined into pulp's `#[target_feature]` functions and so stays SSE2.
+pub(super) struct Vectorize<F>(pub F);
+
+impl<R, F: FnMut() -> R> pulp::WithSimd for Vectorize<F> {
+    type Output = R;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(mut self, _: S) -> R {
+        (self.0)()
+    }
 }
 
 /// Folds `f(acc, xᵢ, yᵢ)` over 16 independent accumulators, so that the compiler vectorises the loop; the tail folds

@@ -35,6 +35,7 @@ impl Norm {
 }
 
 /// Mean and `1/√(var + ε)` of one image-group.
+#[inline(always)]
 fn stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
     let n = x.len() as f64;
     let mean = sum(x, x, |a, _| a) / n;
@@ -45,15 +46,17 @@ fn stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
 
 fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(p.n()).zip(x.par_chunks(p.n())).enumerate().for_each(|(bg, (y, x))| vectorized(|| {
-        let (mean, rstd) = stats(x, p.eps);
-        let c0 = bg % p.groups * (p.c / p.groups);
-        for (c, (y, x)) in (c0..).zip(y.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
-            let a = rstd * gamma[c].to_f64();
-            let (a, b) = (T::from_f64(a), T::from_f64(beta[c].to_f64() - mean * a));
-            y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * a + b);
+    y.par_chunks_mut(p.n()).zip(x.par_chunks(p.n())).enumerate().for_each(|(bg, (y, x))| {
+        vectorized! {
+            let (mean, rstd) = stats(x, p.eps);
+            let c0 = bg % p.groups * (p.c / p.groups);
+            for (c, (y, x)) in (c0..).zip(y.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
+                let a = rstd * gamma[c].to_f64();
+                let (a, b) = (T::from_f64(a), T::from_f64(beta[c].to_f64() - mean * a));
+                y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * a + b);
+            }
         }
-    }));
+    });
     y
 }
 
@@ -68,27 +71,29 @@ fn backward<T: Float>(p: &Norm, x: &[T], gamma: &[T], dy: &[T]) -> Vec<T> {
         .zip(partial.par_chunks_mut(cg))
         .zip(x.par_chunks(n).zip(dy.par_chunks(n)))
         .enumerate()
-        .for_each(|(bg, ((dx, partial), (x, dy)))| vectorized(|| {
-            let (mean, rstd) = stats(x, p.eps);
-            let c0 = bg % p.groups * cg;
-            // Σ γ·dy and Σ γ·dy·x̂ over the group.
-            let (mut a, mut bsum) = (0.0, 0.0);
-            for (ci, (x, dy)) in x.chunks(p.hw).zip(dy.chunks(p.hw)).enumerate() {
-                let s1 = sum(dy, dy, |d, _| d);
-                let s2 = sum(dy, x, |d, x| d * x);
-                let dgamma = rstd * (s2 - mean * s1);
-                partial[ci] = (dgamma, s1);
-                a += gamma[c0 + ci].to_f64() * s1;
-                bsum += gamma[c0 + ci].to_f64() * dgamma;
+        .for_each(|(bg, ((dx, partial), (x, dy)))| {
+            vectorized! {
+                let (mean, rstd) = stats(x, p.eps);
+                let c0 = bg % p.groups * cg;
+                // Σ γ·dy and Σ γ·dy·x̂ over the group.
+                let (mut a, mut bsum) = (0.0, 0.0);
+                for (ci, (x, dy)) in x.chunks(p.hw).zip(dy.chunks(p.hw)).enumerate() {
+                    let s1 = sum(dy, dy, |d, _| d);
+                    let s2 = sum(dy, x, |d, x| d * x);
+                    let dgamma = rstd * (s2 - mean * s1);
+                    partial[ci] = (dgamma, s1);
+                    a += gamma[c0 + ci].to_f64() * s1;
+                    bsum += gamma[c0 + ci].to_f64() * dgamma;
+                }
+                let (a, bm) = (a / n as f64, bsum / n as f64);
+                let q = T::from_f64(-rstd * rstd * bm);
+                let r = T::from_f64(rstd * (mean * rstd * bm - a));
+                for (c, ((dx, x), dy)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw)).zip(dy.chunks(p.hw))) {
+                    let s = T::from_f64(rstd * gamma[c].to_f64());
+                    dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(dx, (x, dy))| *dx = *dy * s + *x * q + r);
+                }
             }
-            let (a, bm) = (a / n as f64, bsum / n as f64);
-            let q = T::from_f64(-rstd * rstd * bm);
-            let r = T::from_f64(rstd * (mean * rstd * bm - a));
-            for (c, ((dx, x), dy)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw)).zip(dy.chunks(p.hw))) {
-                let s = T::from_f64(rstd * gamma[c].to_f64());
-                dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(dx, (x, dy))| *dx = *dy * s + *x * q + r);
-            }
-        }));
+        });
     let mut sums = vec![(0.0, 0.0); p.c];
     for image in partial.chunks(p.c) {
         sums.iter_mut().zip(image).for_each(|(s, (dg, db))| *s = (s.0 + dg, s.1 + db));

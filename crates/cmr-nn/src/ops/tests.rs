@@ -1,11 +1,13 @@
 //! Tests of the custom ops: forward against candle's own kernels (f32), gradients against central finite differences
-//! (f64) for every operand of every op, and first-order gradients against candle's backward on shapes large enough
-//! to take the banded, multi-threaded paths.
+//! (f64, `crate::grad_check`, every entry) for every operand of every op, and first-order gradients against candle's
+//! backward on shapes large enough to take the banded, multi-threaded paths.
 
 use super::conv::{self, Kind};
 use super::im2col::Geometry;
-use super::{conv2d, group_norm, silu, softmax_last_dim, ConvParams};
+use super::{add_channel_bias, conv2d, group_norm, silu, softmax_last_dim, ConvParams};
+use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
+use candle_nn::VarMap;
 
 /// `(b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups)`.
 type Case = (usize, usize, usize, usize, usize, usize, usize, usize, usize, usize);
@@ -47,31 +49,11 @@ fn rel_err(a: &Tensor, b: &Tensor) -> Result<f64> {
     Ok(diff / scale.max(1.0))
 }
 
-/// Checks the gradient of `⟨f(inputs), r⟩` (fixed random `r`) with respect to every input against central differences.
+/// Checks every entry of every input's gradient against central differences (`crate::grad_check`).
 fn check_grads(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Result<()> {
-    let vars = inputs.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
-    let tracked: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let out = f(&tracked)?;
-    let r = tensor(out.dims(), 99, DType::F64)?;
-    let loss = |xs: &[Tensor]| -> Result<f64> { (f(xs)? * &r)?.sum_all()?.to_scalar::<f64>() };
-    let grads = (out * &r)?.sum_all()?.backward()?;
-    let eps = 1e-5;
-    for (i, input) in inputs.iter().enumerate() {
-        let analytic = grads.get(&tracked[i]).expect("every input gets a gradient").flatten_all()?.to_vec1::<f64>()?;
-        let base = input.flatten_all()?.to_vec1::<f64>()?;
-        for j in 0..base.len() {
-            let at = |delta: f64| -> Result<f64> {
-                let mut v = base.clone();
-                v[j] += delta;
-                let mut xs = inputs.to_vec();
-                xs[i] = Tensor::from_vec(v, input.shape(), &Device::Cpu)?;
-                loss(&xs)
-            };
-            let numeric = (at(eps)? - at(-eps)?) / (2.0 * eps);
-            let err = (analytic[j] - numeric).abs();
-            assert!(err <= 1e-6 * numeric.abs().max(1.0), "input {i} element {j}: {} vs {numeric}", analytic[j]);
-        }
-    }
+    let cfg = GradCheckConfig { max_entries: None, ..Default::default() };
+    let report = grad_check::check(inputs, &VarMap::new(), &cfg, f)?;
+    assert!(report.passed(), "{report}");
     Ok(())
 }
 
@@ -86,7 +68,8 @@ const SMALL: [Case; 6] = [
 ];
 
 /// UNet-sized cases, big enough for several bands per image and parallel work items.
-const LARGE: [Case; 3] = [(4, 64, 32, 32, 64, 3, 3, 1, 1, 1), (3, 32, 33, 29, 64, 3, 3, 2, 1, 2), (2, 64, 16, 16, 32, 1, 1, 1, 0, 1)];
+const LARGE: [Case; 3] =
+    [(4, 64, 32, 32, 64, 3, 3, 1, 1, 1), (3, 32, 33, 29, 64, 3, 3, 2, 1, 2), (2, 64, 16, 16, 32, 1, 1, 1, 0, 1)];
 
 #[test]
 fn conv2d_forward_matches_candle_f32() -> Result<()> {
@@ -224,8 +207,21 @@ fn activations_forward_match_candle_f32() -> Result<()> {
 fn activations_gradients_match_finite_differences_f64() -> Result<()> {
     for shape in [&[2, 3, 5][..], &[1, 17]] {
         let x = (tensor(shape, 9, DType::F64)? * 3.0)?;
-        check_grads(|t| silu(&t[0]), &[x.clone()])?;
+        check_grads(|t| silu(&t[0]), std::slice::from_ref(&x))?;
         check_grads(|t| softmax_last_dim(&t[0]), &[x])?;
     }
     Ok(())
+}
+
+#[test]
+fn channel_bias_matches_broadcast_add_and_finite_differences() -> Result<()> {
+    for shape in [&[2, 3][..], &[2, 3, 4, 5], &[3, 64, 32, 32]] {
+        let (x, b) = (tensor(shape, 10, DType::F32)?, tensor(&[shape[1]], 11, DType::F32)?);
+        let mut bshape = vec![1; shape.len()];
+        bshape[1] = shape[1];
+        let err = rel_err(&add_channel_bias(&x, &b)?, &x.broadcast_add(&b.reshape(bshape)?)?)?;
+        assert!(err <= 1e-6, "{shape:?}: relative error {err}");
+    }
+    let (x, b) = (tensor(&[2, 3, 4, 5], 12, DType::F64)?, tensor(&[3], 13, DType::F64)?);
+    check_grads(|t| add_channel_bias(&t[0], &t[1]), &[x, b])
 }
