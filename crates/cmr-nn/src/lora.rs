@@ -24,7 +24,7 @@ use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
 use rand::distr::{Distribution, Uniform};
 
-use crate::layers::{Linear, LinearConfig};
+use crate::layers::{linear, Linear, LinearConfig};
 
 /// Name of the shareable adapter pair inside a [`LoraLinear`].
 pub const GLOBAL_ADAPTER: &str = "lora_global";
@@ -280,22 +280,6 @@ impl AdapterPair {
     }
 }
 
-/// `xs · wᵀ (+ bias)` over any number of leading dimensions: (…, in) → (…, out). The forward pass of
-/// [`Linear`], here applied to detached or low-rank weights that are not a `Linear` of their own.
-fn linear_nd(xs: &Tensor, w: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
-    let dims = xs.dims();
-    let (lead, in_dim) = dims.split_at(dims.len() - 1);
-    let rows: usize = lead.iter().product();
-    let ys = xs.reshape((rows, in_dim[0]))?.matmul(&w.t()?)?;
-    let ys = match bias {
-        Some(b) => ys.broadcast_add(b)?,
-        None => ys,
-    };
-    let mut out = lead.to_vec();
-    out.push(w.dim(0)?);
-    ys.reshape(out)
-}
-
 /// A frozen base linear layer `W0·x + b` with up to two LoRA adapter pairs (see the module docs).
 ///
 /// Variables under the layer's prefix: `weight` (out, in) and `bias` (out) — the names of a plain linear layer, so a
@@ -447,10 +431,10 @@ impl Module for LoraLinear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let bias = self.bias.as_ref().map(Tensor::detach);
         if let Some(w) = &self.merged {
-            return linear_nd(xs, w, bias.as_ref());
+            return linear(xs, w, bias.as_ref());
         }
         // 1. frozen base
-        let mut ys = linear_nd(xs, &self.weight.detach(), bias.as_ref())?;
+        let mut ys = linear(xs, &self.weight.detach(), bias.as_ref())?;
         // 2. adapters: s · (x Aᵀ) Bᵀ, a rank-r bottleneck, never forming B·A
         for pair in self.global.iter().chain(self.local.iter()) {
             let grad = |factor| {
@@ -461,8 +445,8 @@ impl Module for LoraLinear {
                     t.detach()
                 }
             };
-            let down = linear_nd(xs, &grad(Factor::A), None)?; // (…, r)
-            let up = linear_nd(&down, &grad(Factor::B), None)?; // (…, out)
+            let down = linear(xs, &grad(Factor::A), None)?; // (…, r)
+            let up = linear(&down, &grad(Factor::B), None)?; // (…, out)
             ys = (ys + up.affine(pair.scaling, 0.)?)?;
         }
         Ok(ys)

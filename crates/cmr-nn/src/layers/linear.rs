@@ -50,17 +50,23 @@ impl Linear {
 
 impl Module for Linear {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        // (…, in) → (rows, in): one plain matmul instead of a broadcast one, which candle runs much slower.
-        let dims = xs.dims();
-        let (lead, in_features) = dims.split_at(dims.len().saturating_sub(1));
-        let rows: usize = lead.iter().product();
-        let ys = xs.reshape((rows, in_features.iter().product::<usize>()))?.matmul(&self.weight.t()?)?; // (rows, out)
-        let ys = match &self.bias {
-            Some(bias) => ys.broadcast_add(bias)?,
-            None => ys,
-        };
-        let mut out_dims = lead.to_vec();
-        out_dims.push(self.weight.dim(0)?);
-        ys.reshape(out_dims) // (…, out)
+        linear(xs, &self.weight, self.bias.as_ref())
     }
+}
+
+/// `xs · wᵀ + bias` over any leading dimensions: `(…, in) × (out, in) → (…, out)`. Shared by [`Linear`] and the LoRA
+/// layers, which apply it to detached or adapter weights.
+pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    // (…, in) → (rows, in): one plain matmul instead of a broadcast one, which candle runs much slower.
+    let dims = xs.dims();
+    let (lead, in_features) = dims.split_at(dims.len().saturating_sub(1));
+    let rows: usize = lead.iter().product();
+    let ys = xs.reshape((rows, in_features.iter().product::<usize>()))?.matmul(&weight.t()?)?; // (rows, out)
+    let ys = match bias {
+        Some(bias) => ys.broadcast_add(bias)?,
+        None => ys,
+    };
+    let mut out_dims = lead.to_vec();
+    out_dims.push(weight.dim(0)?);
+    ys.reshape(out_dims) // (…, out)
 }

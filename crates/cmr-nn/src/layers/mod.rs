@@ -30,7 +30,7 @@ pub use embedding::{
     PatchEmbed3d, PatchEmbed3dConfig, TimestepEmbedding, TimestepEmbeddingConfig, Timesteps, TimestepsConfig,
 };
 pub use init::seeded_var_builder;
-pub use linear::{Linear, LinearConfig};
+pub use linear::{linear, Linear, LinearConfig};
 pub use norm::{GroupNorm, GroupNormConfig, LayerNorm, LayerNormConfig};
 pub use resnet::{ResnetBlock2d, ResnetBlock2dConfig};
 pub use transformer::{
