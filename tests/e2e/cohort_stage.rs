@@ -27,11 +27,35 @@ fn check_layout(layout: &str, dataset: Dataset) {
     let ws = Workspace::new();
     let metadata = metadata_dir().to_str().unwrap();
     let report: serde_json::Value = serde_json::from_str(&ws.ok(&[
-        "phantom", "--out", "phantom", "--layout", layout, "--subjects", &N.to_string(), "--scenario", "vendor-shift",
-        "--seed", "7", "--metadata", metadata, "--json",
+        "phantom",
+        "--out",
+        "phantom",
+        "--layout",
+        layout,
+        "--subjects",
+        &N.to_string(),
+        "--scenario",
+        "vendor-shift",
+        "--seed",
+        "7",
+        "--metadata",
+        metadata,
+        "--json",
     ]))
     .unwrap();
-    ws.ok(&["ingest", "--dataset", dataset.name(), "--root", "phantom", "--out", "cohort", "--task", "disease", "--seed", "3"]);
+    ws.ok(&[
+        "ingest",
+        "--dataset",
+        dataset.name(),
+        "--root",
+        "phantom",
+        "--out",
+        "cohort",
+        "--task",
+        "disease",
+        "--seed",
+        "3",
+    ]);
     let summary: serde_json::Value = serde_json::from_str(&ws.ok(&["cohort", "summary", "cohort", "--json"])).unwrap();
 
     // Expected counts, from the scenario file alone.
@@ -86,8 +110,15 @@ fn check_layout(layout: &str, dataset: Dataset) {
         let volume = cmr_io::nifti::read_volume(&ws.path("export").join(file)).unwrap();
         let [_, s, h, w] = tensor.image.shape().try_into().unwrap();
         assert_eq!(&volume.data.shape()[..3], &[h, w, s], "{file}: axes x=row, y=col, z=slice");
-        let (col, row) = (volume.affine[0][1].hypot(volume.affine[1][1]).hypot(volume.affine[2][1]), volume.affine[0][0].hypot(volume.affine[1][0]).hypot(volume.affine[2][0]));
-        assert!((row - tensor.spacing_mm[1]).abs() < 1e-6 && (col - tensor.spacing_mm[2]).abs() < 1e-6, "{file}: {:?}", volume.affine);
+        let (col, row) = (
+            volume.affine[0][1].hypot(volume.affine[1][1]).hypot(volume.affine[2][1]),
+            volume.affine[0][0].hypot(volume.affine[1][0]).hypot(volume.affine[2][0]),
+        );
+        assert!(
+            (row - tensor.spacing_mm[1]).abs() < 1e-6 && (col - tensor.spacing_mm[2]).abs() < 1e-6,
+            "{file}: {:?}",
+            volume.affine
+        );
     }
 }
 

@@ -39,7 +39,12 @@ impl Workspace {
     /// Runs a command that must fail with exit code 2; returns its stderr.
     pub fn fails(&self, args: &[&str]) -> String {
         let out = self.run(args);
-        assert_eq!(out.status.code(), Some(2), "cmr-debias {args:?} should fail with 2:\n{}", String::from_utf8_lossy(&out.stdout));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "cmr-debias {args:?} should fail with 2:\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
 }

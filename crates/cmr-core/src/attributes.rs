@@ -111,7 +111,8 @@ impl AttributeBins {
         let bins: AttributeBins =
             toml::from_str(text).map_err(|e| CoreError::Table { path: path.into(), message: e.to_string() })?;
         for (field, list) in [("age_band", &bins.age_band), ("bmi_class", &bins.bmi_class)] {
-            validate_bins(list).map_err(|got| CoreError::invalid(path, field, "increasing bounds, last bin unbounded", got))?;
+            validate_bins(list)
+                .map_err(|got| CoreError::invalid(path, field, "increasing bounds, last bin unbounded", got))?;
         }
         Ok(bins)
     }

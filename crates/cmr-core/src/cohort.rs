@@ -118,7 +118,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<CohortRow>> {
         values
             .into_iter()
             .enumerate()
-            .map(|(i, v)| v.ok_or_else(|| CoreError::invalid(path, name, "a value in every row", format!("null in row {i}"))))
+            .map(|(i, v)| {
+                v.ok_or_else(|| CoreError::invalid(path, name, "a value in every row", format!("null in row {i}")))
+            })
             .collect()
     };
     let subject_id = required("subject_id", strs("subject_id")?)?;

@@ -39,7 +39,8 @@ impl Dataset {
             Dataset::Mnms2 => &["NOR", "LV", "HCM", "ARR", "FALL", "CIA", "RV", "TRI"],
             // A UK-Biobank-style metadata file may use any code of the public datasets.
             Dataset::Ukbb => &[
-                "NOR", "MINF", "DCM", "HCM", "RV", "HHD", "ARV", "AHS", "IHD", "LVNC", "LV", "ARR", "FALL", "CIA", "TRI",
+                "NOR", "MINF", "DCM", "HCM", "RV", "HHD", "ARV", "AHS", "IHD", "LVNC", "LV", "ARR", "FALL", "CIA",
+                "TRI",
             ],
         }
     }

@@ -40,7 +40,12 @@ impl CoreError {
     }
 
     /// A value of `field` in `path` that is not `expected`.
-    pub fn invalid(path: impl Into<PathBuf>, field: impl Into<String>, expected: impl Into<String>, got: impl ToString) -> Self {
+    pub fn invalid(
+        path: impl Into<PathBuf>,
+        field: impl Into<String>,
+        expected: impl Into<String>,
+        got: impl ToString,
+    ) -> Self {
         Self::InvalidValue { path: path.into(), field: field.into(), expected: expected.into(), got: got.to_string() }
     }
 

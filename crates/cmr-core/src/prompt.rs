@@ -13,7 +13,13 @@ use crate::attributes::{AttributeBins, Sex};
 ///            "Female, age in 70s, overweight BMI, hypertrophic cardiomyopathy");
 /// assert_eq!(prompt(&bins, Some(Sex::M), None, None, Some("NOR")), "Male, healthy");
 /// ```
-pub fn prompt(bins: &AttributeBins, sex: Option<Sex>, age: Option<f64>, bmi_class: Option<&str>, diagnosis: Option<&str>) -> String {
+pub fn prompt(
+    bins: &AttributeBins,
+    sex: Option<Sex>,
+    age: Option<f64>,
+    bmi_class: Option<&str>,
+    diagnosis: Option<&str>,
+) -> String {
     let decade = age.map(|a| ((a.max(0.0) / 10.0).floor() as u32).to_string());
     let condition = diagnosis.map(|code| bins.prompt.condition.get(code).map(String::as_str).unwrap_or(code));
     let fills: [(&str, Option<&str>); 4] = [

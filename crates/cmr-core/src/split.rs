@@ -69,7 +69,11 @@ mod tests {
     fn keys(ids: &[String]) -> Vec<SplitKey<'_>> {
         ids.iter()
             .enumerate()
-            .map(|(i, id)| SplitKey { subject_id: id, site: if i % 2 == 0 { "a" } else { "b" }, label: (i % 3 == 0) as i32 })
+            .map(|(i, id)| SplitKey {
+                subject_id: id,
+                site: if i % 2 == 0 { "a" } else { "b" },
+                label: (i % 3 == 0) as i32,
+            })
             .collect()
     }
 
@@ -88,7 +92,10 @@ mod tests {
         // Reversed input order gives each subject the same split.
         let rev: Vec<_> = k.iter().rev().copied().collect();
         let b = assign(&rev, SplitFractions::default(), 3);
-        assert!(rev.iter().zip(&b).all(|(s, sp)| a[k.iter().position(|x| x.subject_id == s.subject_id).unwrap()] == *sp));
+        assert!(rev
+            .iter()
+            .zip(&b)
+            .all(|(s, sp)| a[k.iter().position(|x| x.subject_id == s.subject_id).unwrap()] == *sp));
     }
 
     #[test]

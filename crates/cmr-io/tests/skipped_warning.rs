@@ -2,6 +2,7 @@
 //! Alone in its test binary: `tracing`'s per-callsite interest cache is process-wide, so a thread-local subscriber
 //! can miss events while other tests run concurrently without one.
 
+#[path = "suite/common.rs"]
 mod common;
 
 use std::sync::{Arc, Mutex};

@@ -57,11 +57,23 @@ pub struct Args {
 pub fn run(args: Args, progress: &Progress) -> anyhow::Result<()> {
     // 1. validate flag values before any work
     if args.size < 8 || args.slices == 0 || !(args.spacing > 0.0 && args.spacing.is_finite()) {
-        anyhow::bail!("--size must be ≥ 8, --slices ≥ 1 and --spacing > 0 (got {}, {}, {})", args.size, args.slices, args.spacing);
+        anyhow::bail!(
+            "--size must be ≥ 8, --slices ≥ 1 and --spacing > 0 (got {}, {}, {})",
+            args.size,
+            args.slices,
+            args.spacing
+        );
     }
     let fractions = SplitFractions { val: args.val_fraction, test: args.test_fraction };
-    if !(0.0..1.0).contains(&fractions.val) || !(0.0..1.0).contains(&fractions.test) || fractions.val + fractions.test >= 1.0 {
-        anyhow::bail!("--val-fraction and --test-fraction must be in [0, 1) and leave a train share (got {} and {})", fractions.val, fractions.test);
+    if !(0.0..1.0).contains(&fractions.val)
+        || !(0.0..1.0).contains(&fractions.test)
+        || fractions.val + fractions.test >= 1.0
+    {
+        anyhow::bail!(
+            "--val-fraction and --test-fraction must be in [0, 1) and leave a train share (got {} and {})",
+            fractions.val,
+            fractions.test
+        );
     }
     let attributes = match &args.attributes {
         Some(path) => AttributeBins::load(path)?,

@@ -53,7 +53,8 @@ pub fn run(args: Args, progress: &Progress) -> anyhow::Result<()> {
         LayoutArg::Acdc => Layout::Acdc,
         LayoutArg::Mnms1 => Layout::Mnms1,
     };
-    let cfg = PhantomConfig { out: args.out, layout, subjects: args.subjects, scenario, seed: args.seed, force: args.force };
+    let cfg =
+        PhantomConfig { out: args.out, layout, subjects: args.subjects, scenario, seed: args.seed, force: args.force };
     let bar = progress.bar("phantom");
     let report = cmr_phantom::run(&cfg, &progress::callback(&bar))?;
     bar.finish_and_clear();

@@ -1,6 +1,6 @@
 //! Small synthetic datasets in ACDC and M&Ms-1 layout, written with `cmr_io::nifti`, for the integration tests.
 //! A heart is an LV disc, a 4 mm myocardial ring and an RV towards low `y`, in slices 1..=4 of 6.
-#![allow(dead_code)] // each test binary uses a different part
+#![allow(dead_code)] // not every helper is used by every build of the suite
 
 use std::path::Path;
 

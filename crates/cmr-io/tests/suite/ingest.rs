@@ -1,19 +1,17 @@
 //! `ingest` and `export` end to end on small datasets written with `cmr_io::nifti`: the cohort folder's contents,
 //! determinism, progress, and the export round trip.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Mutex;
 
+use crate::common::*;
 use cmr_core::manifest::{sha256_file, Manifest};
 use cmr_core::{Dataset, Source};
 use cmr_io::export::export_subject;
 use cmr_io::ingest::{self, IngestConfig};
 use cmr_io::nifti::read_volume;
 use cmr_io::store::read_tensor;
-use common::*;
 use ndarray::{s, Axis};
 
 fn config(root: &Path, out: &Path) -> IngestConfig {

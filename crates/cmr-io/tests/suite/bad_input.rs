@@ -1,14 +1,12 @@
 //! Issue 2, "Bad input": each case gives a clear error naming the file and the field, and leaves no output.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
+use crate::common::*;
 use cmr_core::{CoreError, Dataset};
 use cmr_io::ingest::{self, IngestConfig, IngestReport};
 use cmr_io::nifti::{read_volume, write_volume, OnDiskType};
 use cmr_io::Error;
-use common::*;
 
 /// Ingests `root` as `dataset` into `<tmp>/cohort` and returns the error, checking that no output was left.
 fn ingest_error(dataset: Dataset, root: &Path, tmp: &Path) -> Error {
