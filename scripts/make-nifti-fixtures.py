@@ -1,5 +1,5 @@
 """Writes small ACDC-layout and M&Ms-1-layout datasets with nibabel (a NIfTI writer other than ours), plus the facts
-the Rust test `crates/cmr-io/tests/nibabel_fixtures.rs` checks: shapes, spacings, affines and voxel values as nibabel
+the Rust test `crates/cmr-io/tests/suite/nibabel_fixtures.rs` checks: shapes, spacings, affines and voxel values as nibabel
 reads them back, and the cohort rows `cmr-debias ingest` must produce.
 
 The files cover what real datasets contain: int16 with scl_slope/scl_inter (nibabel picks the scaling), float32,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Writes the sentence-transformers reference output of all-MiniLM-L6-v2 that cmr-nn's text encoder is tested
-against (crates/cmr-nn/tests/data/minilm_goldens.json; test: crates/cmr-nn/tests/text_encoder.rs).
+against (crates/cmr-nn/tests/data/minilm_goldens.json; test: crates/cmr-nn/tests/suite/text_encoder.rs).
 
 The model is built from the same three files the Rust side reads (models/external/all-MiniLM-L6-v2/, fetched by
 `scripts/fetch-assets.sh minilm`) as the published model's pipeline: Transformer(max_seq_length=256) →

@@ -10,6 +10,10 @@ requirements=(
   "nibabel==5.3.2"
   "onnxruntime==1.22.1"
   "scipy==1.15.3"
+  "pandas==2.3.3"
+  "pyarrow==21.0.0"
+  "scikit-learn==1.7.2"
+  "fairlearn==0.13.0"
 )
 stamp="$venv/.requirements"
 wanted="$(printf '%s\n' "${requirements[@]}")"

@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup-python.sh >/dev/null
 scripts/fetch-assets.sh
+scripts/setup-chromium.sh >/dev/null
 cargo test --workspace --no-fail-fast "$@"

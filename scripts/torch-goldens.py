@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the PyTorch / diffusers reference values that crates/cmr-nn/tests/layer_goldens.rs compares every layer of
+"""Writes the PyTorch / diffusers reference values that crates/cmr-nn/tests/suite/layer_goldens.rs compares every layer of
 cmr-nn against (issue 3, item 1). The JSON files are committed; torch is needed only to regenerate them.
 
 Usage: scripts/torch-goldens.py    (rewrites crates/cmr-nn/tests/goldens/*.json; creates the venv via

@@ -1,6 +1,9 @@
-//! End-to-end tests of the `cmr-debias` binary on phantom cohorts (issue 2, "Done when").
+//! End-to-end tests of the `cmr-debias` binary on phantom cohorts (issue 2, "Done when"), and of each stage's
+//! subcommands.
 
 mod util;
 
+mod audit_stage;
+mod balance_stage;
 mod cohort_stage;
 mod errors;

@@ -33,6 +33,14 @@ enum Command {
     Cohort(cmd::cohort::Command),
     /// Export one subject of a cohort as NIfTI (with its affine) and a PNG preview.
     Export(cmd::export::Args),
+    /// Train the mask- and text-conditioned diffusion model; generate synthetic subjects from a plan.
+    #[command(subcommand)]
+    Diffusion(cmd::diffusion::Command),
+    /// Where the cohort is thin: strata report, rebalancing plan, merge of synthetic subjects.
+    #[command(subcommand)]
+    Balance(cmd::balance::Command),
+    /// Subgroup fairness report of a classifier's predictions, with bootstrap CIs and before/after comparison.
+    Audit(cmd::audit::Args),
 }
 
 fn main() -> ExitCode {
@@ -44,6 +52,9 @@ fn main() -> ExitCode {
         Command::Ingest(args) => cmd::ingest::run(args, &progress),
         Command::Cohort(command) => cmd::cohort::run(command),
         Command::Export(args) => cmd::export::run(args),
+        Command::Diffusion(command) => cmd::diffusion::run(command, &progress),
+        Command::Balance(command) => cmd::balance::run(command),
+        Command::Audit(args) => cmd::audit::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -17,7 +17,7 @@ impl Progress {
     pub fn bar(&self, what: &str) -> ProgressBar {
         let bar = ProgressBar::with_draw_target(Some(0), self.target());
         bar.set_style(
-            ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise} (eta {eta})")
+            ProgressStyle::with_template("{prefix:>10} [{bar:40}] {pos}/{len} {elapsed_precise} (eta {eta}) {msg}")
                 .expect("static template")
                 .progress_chars("=> "),
         );

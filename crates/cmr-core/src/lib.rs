@@ -13,6 +13,7 @@ pub mod seed;
 pub mod split;
 pub mod subject;
 pub mod summary;
+pub mod table;
 
 pub use attributes::{AttributeBins, Sex};
 pub use diagnosis::{Dataset, Task};

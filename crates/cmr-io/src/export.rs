@@ -58,25 +58,36 @@ pub fn export_subject(cohort_dir: &Path, subject_id: &str, out: &Path, force: bo
 
     // 2. write NIfTI volumes and the preview into a staging folder
     let dir = OutputDir::create(out, force)?;
-    let stem = subject_id.replace(':', "_");
-    let mut names = Vec::new();
-    for (frame, name) in FRAME_NAMES.iter().enumerate() {
-        let [image, mask] = volumes(&tensor, frame);
-        for (volume, file, dtype) in [
-            (image, format!("{stem}_{name}.nii.gz"), OnDiskType::F32),
-            (mask, format!("{stem}_{name}_gt.nii.gz"), OnDiskType::U8),
-        ] {
-            write_volume(&dir.path().join(&file), &volume, dtype)?;
-            names.push(file);
-        }
-    }
-    let preview = format!("{stem}_preview.png");
-    atomic::write_bytes(&dir.path().join(&preview), &preview_png(&tensor))?;
-    names.push(preview);
+    let names = write_subject_files(&tensor, &subject_stem(subject_id), dir.path())?;
 
     // 3. move into place
     let dest = dir.commit()?;
     Ok(names.into_iter().map(|n| dest.join(n)).collect())
+}
+
+/// The file-name stem of a subject: its id with `:` replaced by `_` (`acdc_patient001`).
+pub fn subject_stem(subject_id: &str) -> String {
+    subject_id.replace(':', "_")
+}
+
+/// Writes the NIfTI volumes and the preview of `tensor` (file names in the module docs) into the existing folder
+/// `dir`, each file atomically; returns the file names.
+pub fn write_subject_files(tensor: &SubjectTensor, stem: &str, dir: &Path) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for (frame, name) in FRAME_NAMES.iter().enumerate() {
+        let [image, mask] = volumes(tensor, frame);
+        for (volume, file, dtype) in [
+            (image, format!("{stem}_{name}.nii.gz"), OnDiskType::F32),
+            (mask, format!("{stem}_{name}_gt.nii.gz"), OnDiskType::U8),
+        ] {
+            write_volume(&dir.join(&file), &volume, dtype)?;
+            names.push(file);
+        }
+    }
+    let preview = format!("{stem}_preview.png");
+    atomic::write_bytes(&dir.join(&preview), &preview_png(tensor))?;
+    names.push(preview);
+    Ok(names)
 }
 
 /// The image and mask of one frame as NIfTI volumes with axes (row, column, slice).

@@ -1,6 +1,9 @@
 //! One module per subcommand: argument struct (clap) + `run`, which validates and calls a library.
 
+pub mod audit;
+pub mod balance;
 pub mod cohort;
+pub mod diffusion;
 pub mod export;
 pub mod ingest;
 pub mod phantom;

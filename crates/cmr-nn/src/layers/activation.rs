@@ -9,7 +9,7 @@
 //! Why not candle's own: the fused `candle_nn::ops::softmax_last_dim` records no gradient on CPU (candle 0.11.1), and
 //! the backward of the fused `gelu` / `gelu_erf` unary ops uses 6-digit constants (`0.797885`, `0.398942`), so their
 //! gradients are off by up to ~2e-7 absolute (4.5e-5 relative on small entries) — visible to an f64
-//! finite-difference check (`tests/candle_gaps.rs`).
+//! finite-difference check (`tests/suite/candle_gaps.rs`).
 
 use candle_core::shape::Dim;
 use candle_core::{Module, Result, Tensor};
@@ -39,10 +39,10 @@ impl Module for Activation {
     }
 }
 
-/// SiLU `x·σ(x)`. Candle's `silu` unary op has an exact backward (`σ·(1 − y) + y`), checked in f64 by the
-/// gradient tests, so it is used as is.
+/// SiLU `x·σ(x)`: [`crate::ops::silu`], a fused multi-threaded op on CPU with a fused backward, candle's `silu`
+/// (whose backward is exact too) elsewhere.
 pub fn silu(xs: &Tensor) -> Result<Tensor> {
-    xs.silu()
+    crate::ops::silu(xs)
 }
 
 /// Exact GELU `0.5·x·(1 + erf(x/√2))`, differentiated through `erf` (whose backward `2/√π·e^(−x²)` is exact).
@@ -60,8 +60,12 @@ pub fn gelu_tanh(xs: &Tensor) -> Result<Tensor> {
 /// Softmax along `dim`, `exp(x − max) / Σ exp(x − max)`. Subtracting the maximum keeps `exp` finite; softmax is
 /// invariant to that shift, so the maximum is detached and contributes no gradient (its own backward would route
 /// the gradient to the arg-max entries only, which is correct in sum but needless work).
+/// Along the last dimension this is [`crate::ops::softmax_last_dim`], one fused op forward and backward.
 pub fn softmax<D: Dim>(xs: &Tensor, dim: D) -> Result<Tensor> {
     let dim = dim.to_index(xs.shape(), "softmax")?;
+    if dim + 1 == xs.rank() {
+        return crate::ops::softmax_last_dim(xs);
+    }
     let max = xs.max_keepdim(dim)?.detach();
     let exp = xs.broadcast_sub(&max)?.exp()?;
     exp.broadcast_div(&exp.sum_keepdim(dim)?)

@@ -75,7 +75,7 @@ impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let ys = ops::conv2d(xs, &self.weight, self.params)?; // (b, c_out, h', w')
         match &self.bias {
-            Some(bias) => ys.broadcast_add(&bias.reshape((1, (), 1, 1))?),
+            Some(bias) => ops::add_channel_bias(&ys, bias),
             None => Ok(ys),
         }
     }
@@ -166,7 +166,7 @@ impl Module for Upsample2d {
 ///
 /// Candle's own `upsample_nearest2d` backward *assigns* its gradient instead of adding it (candle-core 0.11.1,
 /// `backprop.rs`, `Op::UpsampleNearest2D`: `*sum_grad = conv_sum`), so a tensor that also feeds another branch
-/// loses that branch's gradient; `tests/candle_gaps.rs` measures it.
+/// loses that branch's gradient; `tests/suite/candle_gaps.rs` measures it.
 pub fn upsample_nearest_2x(xs: &Tensor) -> Result<Tensor> {
     let (b, c, h, w) = xs.dims4()?;
     xs.reshape((b, c, h, 1, w, 1))?

@@ -1,7 +1,7 @@
 //! Layers with gradients you can trust (issue 3, item 1): every block of the diffusion UNet, the ControlNet and the
 //! ViT foundation model, built only from candle operations whose backward is checked against central differences in
-//! f64 (`tests/layer_gradients.rs`, through [`crate::grad_check`]) and whose forward matches PyTorch / diffusers
-//! (`tests/layer_goldens.rs`, values made by `scripts/torch-goldens.py`).
+//! f64 (`tests/suite/layer_gradients.rs`, through [`crate::grad_check`]) and whose forward matches PyTorch / diffusers
+//! (`tests/suite/layer_goldens.rs`, values made by `scripts/torch-goldens.py`).
 //!
 //! Each block is an `XConfig` (defaults = upstream values) plus `X::new(vb, …, cfg)`; tensor names come from
 //! `vb.pp(…)` and match the upstream attribute names, so `VarBuilder::from_mmaped_safetensors` loads upstream

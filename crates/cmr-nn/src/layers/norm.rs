@@ -4,7 +4,8 @@
 //!
 //! Candle's fused `candle_nn::ops::layer_norm` (used by `candle_nn::LayerNorm` on contiguous input) records no
 //! gradient on CPU in candle 0.11.1, so a model built on it silently stops training its norms and everything
-//! below them; `tests/candle_gaps.rs` measures it.
+//! below them; `tests/suite/candle_gaps.rs` measures it. An affine GroupNorm over `(b, c, h, w, …)` runs as one fused
+//! op, [`crate::ops::group_norm`].
 
 use candle_core::{bail, DType, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
@@ -49,6 +50,9 @@ impl Module for GroupNorm {
         let dims = xs.dims().to_vec();
         if dims.len() < 2 || dims[1] != self.num_channels {
             bail!("GroupNorm: expected (b, {}, …), got {:?}", self.num_channels, xs.shape());
+        }
+        if let (Some((weight, bias)), true) = (&self.affine, dims.len() > 2) {
+            return crate::ops::group_norm(xs, self.num_groups, weight, bias, self.eps);
         }
         let b = dims[0];
         let normed = normalize_last(&xs.reshape((b, self.num_groups, ()))?, self.eps)?.reshape(dims.as_slice())?;

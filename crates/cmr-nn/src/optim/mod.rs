@@ -1,7 +1,7 @@
 //! Optimisation: AdamW with parameter groups, global-norm gradient clipping, an exponential moving average of the
 //! weights and learning-rate schedules. Optimizer and EMA state are saved as checkpoints ([`crate::checkpoint`]) keyed
 //! by variable name, so a run killed after step k and resumed from its files takes exactly the steps an
-//! uninterrupted run would have taken (bit for bit on CPU; tested in `tests/optim.rs`).
+//! uninterrupted run would have taken (bit for bit on CPU; tested in `tests/suite/optim.rs`).
 
 mod adamw;
 mod ema;

@@ -3,7 +3,7 @@
 //!
 //! It reproduces the sentence-transformers pipeline of the published model, `Transformer(max_seq_length=256) →
 //! Pooling(mean) → Normalize()`: padded tokens are masked out of attention and of the mean. Verified against
-//! sentence-transformers in `tests/text_encoder.rs` (goldens from `scripts/minilm-goldens.py`).
+//! sentence-transformers in `tests/suite/text_encoder.rs` (goldens from `scripts/minilm-goldens.py`).
 
 use std::path::PathBuf;
 

@@ -98,7 +98,7 @@ fn fused_gelu_backward_uses_six_digit_constants() -> Result<()> {
 fn conv2d_backward_fails_on_stride_two_when_height_and_width_parity_differ() -> Result<()> {
     // Op::Conv2D's backward derives the transposed convolution's output padding from the height only and applies it
     // to the width too: a 7×6 input at stride 2 has no valid backward in candle. `cmr_nn::ops::conv2d` (and so every
-    // layer here) runs CPU f32/f64 through its own kernels, checked on these shapes in tests/layer_gradients.rs.
+    // layer here) runs CPU f32/f64 through its own kernels, checked on these shapes in tests/suite/layer_gradients.rs.
     let x = candle_core::Var::from_tensor(&input(&[1, 2, 7, 6])?)?;
     let w = input(&[3, 2, 3, 3])?;
     let y = x.as_tensor().conv2d(&w, 1, 2, 1, 1)?;

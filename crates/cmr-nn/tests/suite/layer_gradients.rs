@@ -93,7 +93,7 @@ fn downsample_and_upsample_gradients() -> Result<()> {
 #[test]
 fn nearest_upsampling_gradient_adds_to_other_branches() -> Result<()> {
     // The input feeds the upsampling and a second branch: both contributions must reach it (candle's own
-    // upsample_nearest2d backward overwrites the other one; see tests/candle_gaps.rs).
+    // upsample_nearest2d backward overwrites the other one; see tests/suite/candle_gaps.rs).
     let x = uniform("up-branch", &[1, 2, 3, 3], 1.0)?;
     let report = check(&[x], &VarMap::new(), &cfg(), |xs| {
         let up = upsample_nearest_2x(&xs[0])?; // (1, 2, 6, 6)

@@ -1,0 +1,242 @@
+//! Issue 6, items 5 and 6 on a tiny hand-made cohort and a tiny UNet: training writes a complete model folder,
+//! an interrupted run resumes to the very weights of an uninterrupted one, generation is deterministic, resumable and
+//! refuses mask sources outside the train split.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use candle_core::Device;
+use cmr_core::{CohortRow, Sex, Source, Split};
+use cmr_diffusion::models::{DownBlockType, UNet2dConditionConfig, UpBlockType};
+use cmr_diffusion::pipeline::generate::{self, GenerateConfig};
+use cmr_diffusion::pipeline::model_dir::ModelDir;
+use cmr_diffusion::pipeline::train::{self, Stage, TrainConfig, TrainOptions};
+use cmr_io::store::{write_tensor, SubjectTensor};
+use cmr_nn::resolve::{Resolver, MINILM};
+use cmr_nn::text::{SentenceEncoder, SentenceEncoderConfig};
+use ndarray::Array4;
+
+const SIZE: usize = 16;
+
+fn encoder() -> &'static SentenceEncoder {
+    static ENCODER: OnceLock<SentenceEncoder> = OnceLock::new();
+    ENCODER.get_or_init(|| {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external");
+        let resolver = Resolver { external_root: root, hf_cache: None, ..Default::default() };
+        let model = resolver.resolve(&MINILM).expect("all-MiniLM-L6-v2 (run scripts/fetch-assets.sh)");
+        SentenceEncoder::load(&model, &Device::Cpu, SentenceEncoderConfig::default()).unwrap()
+    })
+}
+
+/// A disc heart: LV radius `r`, a 2-pixel myocardium, an RV to the left; ES smaller than ED.
+fn subject(r: usize) -> SubjectTensor {
+    let mut mask = Array4::<u8>::zeros((2, 2, SIZE, SIZE));
+    let mut image = Array4::<f32>::zeros((2, 2, SIZE, SIZE));
+    for ((frame, slice, y, x), label) in mask.indexed_iter_mut() {
+        let radius = (r - frame - slice) as f64;
+        let d = (((y as f64 - 8.0).powi(2) + (x as f64 - 9.0).powi(2)) as f64).sqrt();
+        let d_rv = (((y as f64 - 8.0).powi(2) + (x as f64 - 3.0).powi(2)) as f64).sqrt();
+        *label = if d < radius {
+            1
+        } else if d < radius + 2.0 {
+            2
+        } else if d_rv < 2.5 {
+            3
+        } else {
+            0
+        };
+        image[[frame, slice, y, x]] = [0.1, 0.9, 0.3, 0.8][usize::from(*label)];
+    }
+    SubjectTensor { image, mask, spacing_mm: [8.0, 1.5, 1.5], source_sha256: vec!["0".repeat(64)] }
+}
+
+/// Four train subjects (two prompts) and one validation subject.
+fn cohort(dir: &Path) {
+    std::fs::create_dir_all(dir.join("tensors")).unwrap();
+    let mut rows = Vec::new();
+    for (i, (split, sex)) in [
+        (Split::Train, Sex::F),
+        (Split::Train, Sex::M),
+        (Split::Train, Sex::F),
+        (Split::Train, Sex::M),
+        (Split::Val, Sex::F),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let tensor_path = format!("tensors/s{i}.safetensors");
+        let sha = write_tensor(&dir.join(&tensor_path), &subject(3 + i % 2)).unwrap();
+        rows.push(CohortRow {
+            subject_id: format!("acdc:s{i}"),
+            dataset: "acdc".into(),
+            site: "acdc".into(),
+            vendor: "Siemens".into(),
+            sex: Some(sex),
+            age: Some(55.0),
+            height_cm: None,
+            weight_kg: None,
+            bmi: Some(24.0),
+            age_band: Some("50s".into()),
+            bmi_class: Some("normal".into()),
+            diagnosis: "HCM".into(),
+            label: 1,
+            split,
+            source: Source::Real,
+            parent_subject: None,
+            generator_sha256: None,
+            seed: None,
+            prompt: format!(
+                "{}, age in 50s, normal BMI, hypertrophic cardiomyopathy",
+                if sex == Sex::F { "Female" } else { "Male" }
+            ),
+            tensor_path,
+            tensor_sha256: sha,
+        });
+    }
+    cmr_core::cohort::write(dir, &rows).unwrap();
+}
+
+fn tiny_options(steps: usize) -> TrainOptions {
+    TrainOptions {
+        steps,
+        batch: 2,
+        warmup_steps: 1,
+        checkpoint_every: 2,
+        seed: 5,
+        unet: UNet2dConditionConfig {
+            block_out_channels: vec![8, 16],
+            down_block_types: vec![DownBlockType::DownBlock2D, DownBlockType::CrossAttnDownBlock2D],
+            up_block_types: vec![UpBlockType::CrossAttnUpBlock2D, UpBlockType::UpBlock2D],
+            layers_per_block: 1,
+            norm_num_groups: 4,
+            num_attention_heads: 2,
+            use_linear_projection: true,
+            ..Default::default()
+        },
+        conditioning_embedding_out_channels: vec![4, 8],
+        ..Default::default()
+    }
+}
+
+fn train_config<'a>(cohort: &Path, out: &Path, stage: Stage, base: Option<&Path>, steps: usize) -> TrainConfig<'a> {
+    TrainConfig {
+        cohort: cohort.into(),
+        out: out.into(),
+        stage,
+        base: base.map(Into::into),
+        options: tiny_options(steps),
+        text_encoder: encoder(),
+        device: Device::Cpu,
+        force: false,
+    }
+}
+
+/// A base and a ControlNet model trained for a few steps on the tiny cohort in `dir`.
+fn trained_models(dir: &Path) -> (PathBuf, PathBuf) {
+    cohort(&dir.join("cohort"));
+    let (base, control) = (dir.join("base"), dir.join("control"));
+    train::run(&train_config(&dir.join("cohort"), &base, Stage::Base, None, 3), &|_, _, _| {}).unwrap();
+    train::run(&train_config(&dir.join("cohort"), &control, Stage::Controlnet, Some(&base), 3), &|_, _, _| {}).unwrap();
+    (base, control)
+}
+
+#[test]
+fn training_writes_a_complete_model_folder_and_resumes_to_the_same_weights() {
+    let tmp = tempfile::tempdir().unwrap();
+    cohort(&tmp.path().join("cohort"));
+    let cohort_dir = tmp.path().join("cohort");
+
+    let whole = tmp.path().join("whole");
+    let report = train::run(&train_config(&cohort_dir, &whole, Stage::Base, None, 5), &|_, _, _| {}).unwrap();
+    assert_eq!((report.steps, report.resumed_from, report.subjects, report.slices), (5, 0, 4, 8));
+    assert_eq!(report.prompts, 3, "two prompts and the empty one");
+    for file in [
+        "unet.safetensors",
+        "unet.json",
+        "unet.safetensors.sha256",
+        "scheduler.json",
+        "training.json",
+        "README.md",
+        "preview.png",
+    ] {
+        assert!(whole.join(file).is_file(), "{file} written");
+    }
+    let model = ModelDir::open(&whole).unwrap();
+    assert!(!model.has_controlnet());
+
+    // Interrupt a second run after step 3 (a checkpoint exists at step 2), then rerun it.
+    let resumed = tmp.path().join("resumed");
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        train::run(&train_config(&cohort_dir, &resumed, Stage::Base, None, 5), &|step, _, _| {
+            assert!(step < 3, "simulated kill");
+        })
+    }));
+    assert!(interrupted.is_err() && !resumed.exists(), "no partial model folder");
+    let report = train::run(&train_config(&cohort_dir, &resumed, Stage::Base, None, 5), &|_, _, _| {}).unwrap();
+    assert_eq!(report.resumed_from, 2);
+    let read = |dir: &Path| std::fs::read(dir.join("unet.safetensors")).unwrap();
+    assert!(read(&whole) == read(&resumed), "resumed weights are byte-identical to the uninterrupted run's");
+}
+
+#[test]
+fn generation_is_deterministic_resumable_and_guarded() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, control) = trained_models(tmp.path());
+    let cohort_dir = tmp.path().join("cohort");
+    let plan = tmp.path().join("plan.csv");
+    std::fs::write(
+        &plan,
+        "plan_id,mask_source,prompt,seed,sex,age,label\n\
+         p1,acdc:s0,\"Male, age in 50s, normal BMI, hypertrophic cardiomyopathy\",11,M,57.5,1\n\
+         p2,acdc:s1,\"Female, age in 50s, normal BMI, hypertrophic cardiomyopathy\",12,F,52,1\n",
+    )
+    .unwrap();
+    let config = |out: &Path| GenerateConfig {
+        model: control.clone(),
+        plan: plan.clone(),
+        cohort: cohort_dir.clone(),
+        out: out.into(),
+        steps: 3,
+        guidance: 2.0,
+        batch: 2,
+        text_encoder: encoder(),
+        device: Device::Cpu,
+        force: false,
+    };
+    let (a, b) = (tmp.path().join("syn-a"), tmp.path().join("syn-b"));
+    let report = generate::run(&config(&a), &|_, _| {}).unwrap();
+    assert_eq!((report.generated, report.reused), (2, 0));
+    let rows = cmr_core::cohort::read(&a).unwrap();
+    assert_eq!(rows.len(), 2);
+    let row = &rows[0];
+    assert_eq!(row.subject_id, "synthetic:p1");
+    assert_eq!((row.source, row.split, row.sex, row.age), (Source::Synthetic, Split::Train, Some(Sex::M), Some(57.5)));
+    assert_eq!(row.parent_subject.as_deref(), Some("acdc:s0"));
+    assert_eq!(row.generator_sha256.as_deref(), Some(ModelDir::open(&control).unwrap().generator_sha256().as_str()));
+    assert_eq!(row.seed, Some(11));
+    cmr_core::manifest::Manifest::read(&a).unwrap().verify(&a).unwrap();
+    let tensor = cmr_io::store::read_tensor(&a.join(&row.tensor_path)).unwrap();
+    assert_eq!(tensor.mask, subject(3).mask, "the mask is the source's");
+    assert!(tensor.image.iter().all(|v| (0.0..=1.0).contains(v)));
+    assert!(a.join("subjects/synthetic_p1/synthetic_p1_ED.nii.gz").is_file());
+
+    // Same plan and model → byte-identical tensors; an interrupted run keeps its finished subjects.
+    generate::run(&config(&b), &|_, _| {}).unwrap();
+    for r in &rows {
+        assert_eq!(std::fs::read(a.join(&r.tensor_path)).unwrap(), std::fs::read(b.join(&r.tensor_path)).unwrap());
+    }
+    let c = tmp.path().join("syn-c");
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        generate::run(&config(&c), &|done, _| assert!(done < 1, "kill"))
+    }));
+    assert!(interrupted.is_err() && !c.exists());
+    let report = generate::run(&config(&c), &|_, _| {}).unwrap();
+    assert_eq!((report.generated, report.reused), (1, 1));
+    assert_eq!(std::fs::read(a.join(&row.tensor_path)).unwrap(), std::fs::read(c.join(&row.tensor_path)).unwrap());
+
+    // A mask source outside the train split is refused before any work.
+    std::fs::write(&plan, "plan_id,mask_source,prompt,seed\np9,acdc:s4,x,1\n").unwrap();
+    let err = generate::run(&config(&tmp.path().join("syn-d")), &|_, _| {}).unwrap_err().to_string();
+    assert!(err.contains("acdc:s4") && err.contains("Val") && err.contains("train"), "{err}");
+    assert!(!tmp.path().join("syn-d").exists());
+}
