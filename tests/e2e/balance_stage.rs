@@ -1,71 +1,11 @@
 //! `cmr-debias balance …` end to end (issue 4): report → plan → a synthetic folder made by hand from the plan (each
 //! "generated" tensor is a copy of its mask source's tensor) → merge, on a small phantom cohort; and every "Bad input"
 //! case of the issue at the binary: exit code 2, a message naming the file and field, nothing written.
-
-use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
 use cmr_core::manifest::{sha256_file, Manifest};
 use cmr_core::{CohortRow, Source, Split};
 use serde_json::Value;
 
-use crate::util::{files_under, Workspace};
-
-/// A workspace holding `cohort/`: a copy of the phantom cohort shared by this module's tests.
-fn cohort() -> Workspace {
-    let ws = Workspace::new();
-    copy_dir(shared_cohort(), &ws.path("cohort"));
-    ws
-}
-
-/// A 24-subject phantom ingested with small tensors (disease task), made once per test run: the phantom is the slow
-/// part. It lives in Cargo's per-target temporary folder, named by process so that concurrent runs do not collide.
-fn shared_cohort() -> &'static Path {
-    static COHORT: OnceLock<PathBuf> = OnceLock::new();
-    COHORT.get_or_init(|| {
-        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("balance-e2e-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&root);
-        std::fs::create_dir_all(&root).unwrap();
-        let run = |args: &[&str]| {
-            let out =
-                Command::new(env!("CARGO_BIN_EXE_cmr-debias")).arg("--quiet").args(args).current_dir(&root).output();
-            let out = out.expect("spawn cmr-debias");
-            assert!(out.status.success(), "cmr-debias {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        };
-        run(&["phantom", "--out", "phantom", "--subjects", "24", "--seed", "5"]);
-        run(&[
-            "ingest",
-            "--dataset",
-            "acdc",
-            "--root",
-            "phantom",
-            "--out",
-            "cohort",
-            "--task",
-            "disease",
-            "--size",
-            "16",
-            "--slices",
-            "2",
-        ]);
-        std::fs::remove_dir_all(root.join("phantom")).unwrap();
-        root.join("cohort")
-    })
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let path = entry.unwrap().path();
-        let target = to.join(path.file_name().unwrap());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else {
-            std::fs::copy(&path, &target).unwrap();
-        }
-    }
-}
+use crate::util::{cohort, files_under, Workspace};
 
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}: {text}"))

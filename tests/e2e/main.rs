@@ -6,4 +6,5 @@ mod util;
 mod audit_stage;
 mod balance_stage;
 mod cohort_stage;
+mod diffusion_stage;
 mod errors;

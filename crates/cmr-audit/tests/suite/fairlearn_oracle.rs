@@ -6,37 +6,15 @@
 //! The Python venv comes from `scripts/setup-python.sh` (CI runs it first). When it cannot be made this test FAILS;
 //! set `CMR_SKIP_PYTHON_TESTS=1` to skip it on purpose on a machine without Python.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use cmr_audit::audit::{GroupReport, GroupingReport};
 use cmr_audit::metrics::Metric;
 use cmr_audit::AuditConfig;
+use cmr_testkit::{oracle_python, repo_root};
 use serde_json::Value;
 
 const TOLERANCE: f64 = 1e-9;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's python, or `None` when skipped on purpose.
-fn python() -> Option<String> {
-    if std::env::var("CMR_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("CMR_SKIP_PYTHON_TESTS=1: Fairlearn oracle test skipped");
-        return None;
-    }
-    let setup = repo().join("scripts/setup-python.sh");
-    let out = Command::new(&setup).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", setup.display()));
-    assert!(
-        out.status.success(),
-        "{} failed; this test needs its venv (set CMR_SKIP_PYTHON_TESTS=1 to skip it on purpose):\n{}",
-        setup.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    Some(stdout.lines().last().expect("setup-python.sh prints the python path").trim().to_string())
-}
 
 fn close(ours: Option<f64>, theirs: &Value, what: &str) {
     let theirs = theirs.as_f64().unwrap_or_else(|| panic!("{what}: oracle has no number: {theirs}"));
@@ -74,9 +52,9 @@ fn check_grouping(ours: &GroupingReport, theirs: &Value, what: &str) {
 
 #[test]
 fn metrics_and_disparities_match_fairlearn_and_scikit_learn() {
-    let Some(python) = python() else { return };
+    let Some(python) = oracle_python("Fairlearn oracle test") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(python).arg(repo().join("scripts/audit-oracle.py")).arg(dir.path()).output().unwrap();
+    let out = Command::new(python).arg(repo_root().join("scripts/audit-oracle.py")).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "audit-oracle.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();

@@ -6,43 +6,23 @@
 //! set `CMR_SKIP_PYTHON_TESTS=1` to skip it on purpose on a machine without Python.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use cmr_balance::plan;
 use cmr_balance::report::{self, ReportConfig};
 use cmr_balance::Strategy;
 use cmr_core::{AttributeBins, Split};
+use cmr_testkit::{oracle_python, repo_root};
 use serde_json::Value;
 
 use crate::cohorts;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's python, or `None` when skipped on purpose.
-fn python() -> Option<String> {
-    if std::env::var("CMR_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("CMR_SKIP_PYTHON_TESTS=1: pandas oracle test skipped");
-        return None;
-    }
-    let setup = repo().join("scripts/setup-python.sh");
-    let out = Command::new(&setup).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", setup.display()));
-    assert!(
-        out.status.success(),
-        "{} failed; this test needs its venv (set CMR_SKIP_PYTHON_TESTS=1 to skip it on purpose):\n{}",
-        setup.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(String::from_utf8(out.stdout).unwrap().lines().last().expect("the python path").trim().to_string())
-}
-
-fn oracle(python: &str, cohort: &Path, args: &[&str]) -> Value {
+fn oracle(python: &Path, cohort: &Path, args: &[&str]) -> Value {
     let out = Command::new(python)
-        .arg(repo().join("scripts/balance-oracle.py"))
+        .arg(repo_root().join("scripts/balance-oracle.py"))
         .arg(cohort)
-        .arg(repo().join("metadata/attributes.toml"))
+        .arg(repo_root().join("metadata/attributes.toml"))
         .args(args)
         .output()
         .unwrap();
@@ -68,7 +48,7 @@ fn table(rows: &Value, fields: &[&str]) -> Table {
 
 #[test]
 fn counts_and_needs_equal_pandas_on_random_cohorts() {
-    let Some(python) = python() else { return };
+    let Some(python) = oracle_python("pandas oracle test") else { return };
     let cases: [Case; 3] = [
         ("sex,age_band,bmi_class,label", "train", "not-majority", false, 1, None),
         ("sex,age,label", "all", "ratio:0.6", true, 3, Some(0.5)),

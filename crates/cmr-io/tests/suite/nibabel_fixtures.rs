@@ -5,55 +5,26 @@
 //! The Python venv comes from `scripts/setup-python.sh` (CI runs it first). When it cannot be made these tests FAIL;
 //! set `CMR_SKIP_PYTHON_TESTS=1` to skip them on purpose on a machine without Python.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-use std::sync::OnceLock;
 
 use cmr_core::{CohortRow, Dataset, Sex};
 use cmr_io::ingest::{self, IngestConfig};
 use cmr_io::nifti::read_volume;
 use cmr_io::store::read_tensor;
+use cmr_testkit::{oracle_python, repo_root};
 use ndarray::{Axis, IxDyn};
 use serde_json::Value;
 
 const SIZE: usize = 48;
 const SLICES: usize = 4;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// The venv's python, made once per test binary (concurrent `setup-python.sh` runs would race on the venv).
-fn python() -> Option<&'static str> {
-    if std::env::var("CMR_SKIP_PYTHON_TESTS").is_ok_and(|v| v == "1") {
-        eprintln!("CMR_SKIP_PYTHON_TESTS=1: nibabel fixture test skipped");
-        return None;
-    }
-    static PYTHON: OnceLock<String> = OnceLock::new();
-    Some(PYTHON.get_or_init(|| {
-        let setup = repo().join("scripts/setup-python.sh");
-        let out = Command::new(&setup).output().unwrap_or_else(|e| panic!("cannot run {}: {e}", setup.display()));
-        assert!(
-            out.status.success(),
-            "{} failed; these tests need its venv (set CMR_SKIP_PYTHON_TESTS=1 to skip them on purpose):\n{}",
-            setup.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .expect("setup-python.sh prints the python path")
-            .trim()
-            .to_string()
-    }))
-}
-
 /// Writes the fixtures into a fresh folder and returns it with the expected facts.
 fn fixtures() -> Option<(tempfile::TempDir, Value)> {
-    let python = python()?;
+    let python = oracle_python("nibabel fixture tests")?;
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(python).arg(repo().join("scripts/make-nifti-fixtures.py")).arg(dir.path()).output().unwrap();
+    let out =
+        Command::new(python).arg(repo_root().join("scripts/make-nifti-fixtures.py")).arg(dir.path()).output().unwrap();
     assert!(out.status.success(), "make-nifti-fixtures.py failed:\n{}", String::from_utf8_lossy(&out.stderr));
     let expected = serde_json::from_str(&std::fs::read_to_string(dir.path().join("expected.json")).unwrap()).unwrap();
     Some((dir, expected))
@@ -212,7 +183,7 @@ for path in sys.argv[1:]:
                 "codes": [int(img.header["qform_code"]), int(img.header["sform_code"])]})
 print(json.dumps(out))
 "#;
-    let run = Command::new(python().unwrap())
+    let run = Command::new(oracle_python("nibabel fixture tests").unwrap())
         .arg("-c")
         .arg(script)
         .arg(&oblique)

@@ -1,0 +1,60 @@
+//! `cmr-debias diffusion …` end to end (issue 6) on the small phantom cohort: train the base UNet and the ControlNet
+//! for a few steps, plan with `balance plan`, generate from that plan, and merge with `balance merge` — the contract
+//! between the three stages — plus the generator's refusals at the binary.
+
+use std::path::PathBuf;
+
+use cmr_core::{Source, Split};
+
+use crate::util::{cohort, files_under};
+
+/// all-MiniLM-L6-v2 as `scripts/fetch-assets.sh` lays it out (the binary runs in a temporary folder).
+fn text_encoder() -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external/all-MiniLM-L6-v2");
+    dir.to_string_lossy().into_owned()
+}
+
+#[test]
+fn train_plan_generate_merge() {
+    let ws = cohort();
+    let encoder = text_encoder();
+    let train = |out: &str, extra: &[&str]| {
+        let mut args = vec!["diffusion", "train", "--cohort", "cohort", "--out", out, "--steps", "2", "--batch", "2"];
+        args.extend(["--text-encoder", &encoder]);
+        args.extend(extra);
+        ws.ok(&args)
+    };
+    train("base", &[]);
+    train("control", &["--stage", "controlnet", "--base", "base"]);
+    for file in ["unet.safetensors", "controlnet.safetensors", "scheduler.json", "README.md", "preview.png"] {
+        assert!(ws.path("control").join(file).is_file(), "control/{file}");
+    }
+
+    ws.ok(&["balance", "plan", "--cohort", "cohort", "--by", "sex,label", "--out", "plan", "--seed", "3"]);
+    let planned = std::fs::read_to_string(ws.path("plan/plan.csv")).unwrap().lines().count() - 1;
+    assert!(planned > 0, "the phantom cohort needs some synthetic subjects by sex × label");
+    let generate = |model: &'static str, out: &'static str| {
+        let args = ["diffusion", "generate", "--model", model, "--plan", "plan/plan.parquet", "--cohort", "cohort"];
+        [&args[..], &["--out", out, "--steps", "2", "--text-encoder", &encoder, "--json"]].concat()
+    };
+    let out = ws.ok(&generate("control", "synthetic"));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["generated"], planned);
+
+    ws.ok(&["balance", "merge", "--cohort", "cohort", "--synthetic", "synthetic", "--out", "augmented"]);
+    let real = cmr_core::cohort::read(&ws.path("cohort")).unwrap();
+    let merged = cmr_core::cohort::read(&ws.path("augmented")).unwrap();
+    let synthetic: Vec<_> = merged.iter().filter(|r| r.source == Source::Synthetic).collect();
+    assert_eq!((merged.len(), synthetic.len()), (real.len() + planned, planned));
+    for row in synthetic {
+        assert_eq!(row.split, Split::Train);
+        let parent = real.iter().find(|r| Some(&r.subject_id) == row.parent_subject.as_ref()).expect("parent");
+        assert_eq!(parent.split, Split::Train, "{} made from a train subject", row.subject_id);
+    }
+
+    // A model without a ControlNet cannot follow masks: refused, nothing written.
+    let err = ws.fails(&generate("base", "refused"));
+    assert!(err.contains("base") && err.contains("ControlNet"), "{err}");
+    assert!(!ws.path("refused").exists());
+    assert!(files_under(&ws.path("synthetic")).iter().any(|f| f.ends_with("_preview.png")));
+}
