@@ -181,7 +181,7 @@ pub struct TrainReport {
 /// The network being trained, with its frozen companion.
 enum Trainee {
     Base(UNet2dConditionModel),
-    Controlnet { base: UNet2dConditionModel, controlnet: ControlNetModel },
+    Controlnet { base: Box<UNet2dConditionModel>, controlnet: ControlNetModel },
 }
 
 impl Trainee {
@@ -263,7 +263,7 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
             let controlnet = ControlNetModel::new(vb, config)?;
             copy_encoder_from_unet(&varmap, &base_varmap(base, device)?)?;
             let base_unet = base.unet(dtype, device)?;
-            (Trainee::Controlnet { base: base_unet, controlnet }, base.scheduler().clone())
+            (Trainee::Controlnet { base: Box::new(base_unet), controlnet }, base.scheduler().clone())
         }
     };
     let (h, w) = slices.size();

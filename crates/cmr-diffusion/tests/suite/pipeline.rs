@@ -34,8 +34,8 @@ fn subject(r: usize) -> SubjectTensor {
     let mut image = Array4::<f32>::zeros((2, 2, SIZE, SIZE));
     for ((frame, slice, y, x), label) in mask.indexed_iter_mut() {
         let radius = (r - frame - slice) as f64;
-        let d = (((y as f64 - 8.0).powi(2) + (x as f64 - 9.0).powi(2)) as f64).sqrt();
-        let d_rv = (((y as f64 - 8.0).powi(2) + (x as f64 - 3.0).powi(2)) as f64).sqrt();
+        let d = ((y as f64 - 8.0).powi(2) + (x as f64 - 9.0).powi(2)).sqrt();
+        let d_rv = ((y as f64 - 8.0).powi(2) + (x as f64 - 3.0).powi(2)).sqrt();
         *label = if d < radius {
             1
         } else if d < radius + 2.0 {
