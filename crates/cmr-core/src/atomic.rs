@@ -3,18 +3,19 @@
 //! output under the final name, and an existing output is replaced only when the caller says so (`--force`).
 
 use std::fs::File;
-use std::io::Write;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{CoreError, Result};
 
-/// Writes `path` atomically: `write` fills a temporary file in the same folder, which is synced and renamed.
-pub fn write_with(path: &Path, write: impl FnOnce(&mut File) -> std::io::Result<()>) -> Result<()> {
+/// Writes `path` atomically: `write` fills a temporary file in the same folder (buffered: Parquet writers emit
+/// their metadata in many small writes), which is synced and renamed.
+pub fn write_with(path: &Path, write: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>) -> Result<()> {
     let tmp = sibling(path, "tmp");
     let result = (|| {
-        let mut file = File::create(&tmp)?;
+        let mut file = BufWriter::new(File::create(&tmp)?);
         write(&mut file)?;
-        file.flush()?;
+        let file = file.into_inner().map_err(|e| e.into_error())?;
         file.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
