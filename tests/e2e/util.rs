@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+pub use cmr_testkit::files_under;
+
 /// A temporary working folder that runs `cmr-debias` commands.
 pub struct Workspace {
     dir: tempfile::TempDir,
@@ -48,24 +50,6 @@ impl Workspace {
         );
         String::from_utf8(out.stderr).expect("utf-8 stderr")
     }
-}
-
-/// Every file under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
 }
 
 /// A workspace holding `cohort/`: a copy of the small phantom cohort shared by the stage tests.

@@ -34,3 +34,21 @@ pub fn oracle_python(test: &str) -> Option<&'static Path> {
         PathBuf::from(stdout.lines().last().expect("setup-python.sh prints the python path").trim())
     }))
 }
+
+/// Every file under `dir`, relative to it, sorted (what a stage wrote, for "nothing else was written" checks).
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut files = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = entry.expect("a directory entry").path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p.strip_prefix(dir).expect("under dir").to_string_lossy().into_owned());
+            }
+        }
+    }
+    files.sort();
+    files
+}

@@ -10,6 +10,8 @@ use cmr_core::subject::RawAttributes;
 use cmr_core::{AttributeBins, CohortRow, Sex, Source, Split};
 use rand::{Rng, SeedableRng};
 
+pub use cmr_testkit::files_under;
+
 /// A real subject `{site}:{id}` with derived bins and prompt; its tensor is `tensors/{site}_{id}.safetensors`.
 pub fn row(id: &str, site: &str, sex: Option<Sex>, age: f64, bmi: f64, label: i32, split: Split) -> CohortRow {
     let diagnosis = if label == 1 { "HCM" } else { "NOR" };
@@ -110,22 +112,4 @@ pub fn write_folder(dir: &Path, rows: &[CohortRow]) -> PathBuf {
     write_table(dir, rows);
     Manifest::build(dir).unwrap().write(dir).unwrap();
     dir.to_path_buf()
-}
-
-/// Every file under `dir`, relative, sorted.
-pub fn files_under(dir: &Path) -> Vec<String> {
-    let mut files = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p.strip_prefix(dir).unwrap().to_string_lossy().into_owned());
-            }
-        }
-    }
-    files.sort();
-    files
 }
