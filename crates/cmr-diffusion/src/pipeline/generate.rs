@@ -136,7 +136,9 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
     for (done, plan_row) in plan.iter().enumerate() {
         let source = by_id[plan_row.mask_source.as_str()];
         let stem = cmr_io::export::subject_stem(&plan_row.subject_id());
-        if let Some(row) = finished_row(&work, &stem)? {
+        let tensor_path = format!("tensors/{stem}.safetensors");
+        let expected = plan_row.cohort_row(source, &generator_sha256, tensor_path.clone());
+        if let Some(row) = finished_row(&work, &stem, &expected)? {
             rows.push(row);
             reused += 1;
         } else {
@@ -148,12 +150,11 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
                 spacing_mm: source_tensor.spacing_mm,
                 source_sha256: vec![],
             };
-            let tensor_path = format!("tensors/{stem}.safetensors");
             let tensor_sha256 = write_tensor(&work.join(&tensor_path), &tensor)?;
             let subject_dir = work.join("subjects").join(&stem);
             std::fs::create_dir_all(&subject_dir).map_err(|e| cmr_core::CoreError::io(&subject_dir, e))?;
             cmr_io::export::write_subject_files(&tensor, &stem, &subject_dir)?;
-            let row = plan_row.cohort_row(source, &generator_sha256, tensor_path, tensor_sha256);
+            let row = CohortRow { tensor_sha256, ..expected };
             atomic::write_json(&work.join("rows").join(format!("{stem}.json")), &row)?;
             rows.push(row);
             generated += 1;
@@ -213,11 +214,15 @@ fn work_dir(out: &Path) -> PathBuf {
     out.with_file_name(format!(".{name}.generating"))
 }
 
-/// The cohort row of a subject an interrupted run finished, if its record exists and its tensor matches it.
-fn finished_row(work: &Path, stem: &str) -> Result<Option<CohortRow>> {
+/// The cohort row of a subject an interrupted run finished, if its record exists, was made from the same plan row
+/// and model (`expected`, whose `tensor_sha256` is not compared), and its tensor matches it.
+fn finished_row(work: &Path, stem: &str, expected: &CohortRow) -> Result<Option<CohortRow>> {
     let record = work.join("rows").join(format!("{stem}.json"));
     let Ok(text) = std::fs::read_to_string(&record) else { return Ok(None) };
     let Ok(row) = serde_json::from_str::<CohortRow>(&text) else { return Ok(None) };
+    if (CohortRow { tensor_sha256: String::new(), ..row.clone() }) != *expected {
+        return Ok(None);
+    }
     let tensor = work.join(&row.tensor_path);
     if tensor.exists() && sha256_file(&tensor)? == row.tensor_sha256 {
         Ok(Some(row))
@@ -232,8 +237,8 @@ impl PlanRow {
         format!("synthetic:{}", self.plan_id)
     }
 
-    /// The cohort row of the generated subject.
-    fn cohort_row(&self, source: &CohortRow, generator: &str, tensor_path: String, tensor_sha256: String) -> CohortRow {
+    /// The cohort row of the generated subject, its `tensor_sha256` still empty.
+    fn cohort_row(&self, source: &CohortRow, generator: &str, tensor_path: String) -> CohortRow {
         CohortRow {
             subject_id: self.subject_id(),
             dataset: "synthetic".into(),
@@ -255,7 +260,7 @@ impl PlanRow {
             seed: Some(self.seed),
             prompt: self.prompt.clone(),
             tensor_path,
-            tensor_sha256,
+            tensor_sha256: String::new(),
         }
     }
 }

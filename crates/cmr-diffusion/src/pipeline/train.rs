@@ -221,6 +221,8 @@ struct ResumeState {
     stage: Stage,
     options: TrainOptions,
     base_sha256: Option<String>,
+    /// sha256 of the cohort table: a checkpoint made on other data is not resumed.
+    cohort_sha256: String,
     step: usize,
 }
 
@@ -289,6 +291,7 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
         stage: cfg.stage,
         options: opts.clone(),
         base_sha256: base.as_ref().map(ModelDir::generator_sha256),
+        cohort_sha256: cmr_core::manifest::sha256_file(&cfg.cohort.join(cmr_core::cohort::COHORT_PARQUET))?,
         step: 0,
     };
     let resume_dir = resume_dir(&cfg.out);

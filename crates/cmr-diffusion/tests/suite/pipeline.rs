@@ -234,6 +234,18 @@ fn generation_is_deterministic_resumable_and_guarded() {
     assert_eq!((report.generated, report.reused), (1, 1));
     assert_eq!(std::fs::read(a.join(&row.tensor_path)).unwrap(), std::fs::read(c.join(&row.tensor_path)).unwrap());
 
+    // A finished subject of an interrupted run whose plan row has changed since is made again, not reused.
+    let e = tmp.path().join("syn-e");
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        generate::run(&config(&e), &|done, _| assert!(done < 1, "kill"))
+    }));
+    assert!(interrupted.is_err());
+    let original = std::fs::read_to_string(&plan).unwrap();
+    std::fs::write(&plan, original.replace(",11,M,", ",99,M,")).unwrap();
+    let report = generate::run(&config(&e), &|_, _| {}).unwrap();
+    assert_eq!((report.generated, report.reused), (2, 0));
+    assert_eq!(cmr_core::cohort::read(&e).unwrap()[0].seed, Some(99));
+
     // A mask source outside the train split is refused before any work.
     std::fs::write(&plan, "plan_id,mask_source,prompt,seed\np9,acdc:s4,x,1\n").unwrap();
     let err = generate::run(&config(&tmp.path().join("syn-d")), &|_, _| {}).unwrap_err().to_string();
