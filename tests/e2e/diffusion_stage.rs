@@ -47,6 +47,7 @@ fn train_plan_generate_merge() {
     let synthetic: Vec<_> = merged.iter().filter(|r| r.source == Source::Synthetic).collect();
     assert_eq!((merged.len(), synthetic.len()), (real.len() + planned, planned));
     for row in synthetic {
+        assert!(row.subject_id.starts_with("synthetic:0"), "{}: the plan id is the subject id", row.subject_id);
         assert_eq!(row.split, Split::Train);
         let parent = real.iter().find(|r| Some(&r.subject_id) == row.parent_subject.as_ref()).expect("parent");
         assert_eq!(parent.split, Split::Train, "{} made from a train subject", row.subject_id);

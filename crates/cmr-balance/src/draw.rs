@@ -11,6 +11,8 @@
 //! 4. the prompt comes from `cmr_core::prompt` (the reference template); `plan_id` is `synthetic:NNNNNN` (1-based,
 //!    plan order) and the subject's seed is `seed::derive(root, ["balance", "synthetic", plan_id])`.
 
+use std::collections::HashMap;
+
 use cmr_core::attributes::Bin;
 use cmr_core::{prompt, seed, AttributeBins, Sex};
 use rand::Rng;
@@ -91,6 +93,8 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
     let band_key = |keys: [&str; 2], s: usize| keys.into_iter().find_map(|k| ctx.strata.value_of(s, k));
     let mut plan = PlanColumns::default();
     let mut previous = None;
+    // Prompts repeat across thousands of rows: each distinct (sex, decade, BMI class, diagnosis) is built once.
+    let mut prompts: HashMap<(Option<Sex>, Option<u32>, Option<&str>, &str), String> = HashMap::new();
     for (s, &k) in planned.iter().enumerate().filter(|(_, k)| **k > 0) {
         let donors = ctx.donors.of(s);
         assert!(!donors.is_empty(), "stratum {} is planned without a real subject", ctx.strata.name(s));
@@ -111,7 +115,11 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
             // 4. prompt, id, seed
             let plan_id = format!("synthetic:{:06}", plan.plan_id.len() + 1);
             plan.seed.push(seed::derive(ctx.seed, &["balance", "synthetic", &plan_id]));
-            plan.prompt.push(prompt::prompt(ctx.bins, c.sex[d], age, bmi_class, Some(subjects.diagnosis[d])));
+            let key = (c.sex[d], age.map(prompt::decade), bmi_class, subjects.diagnosis[d]);
+            let text = prompts
+                .entry(key)
+                .or_insert_with(|| prompt::prompt(ctx.bins, c.sex[d], age, bmi_class, Some(subjects.diagnosis[d])));
+            plan.prompt.push(text.clone());
             plan.plan_id.push(plan_id);
             plan.sex.push(c.sex[d].map(Sex::code));
             plan.age.push(age);

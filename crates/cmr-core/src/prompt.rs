@@ -20,7 +20,7 @@ pub fn prompt(
     bmi_class: Option<&str>,
     diagnosis: Option<&str>,
 ) -> String {
-    let decade = age.map(|a| ((a.max(0.0) / 10.0).floor() as u32).to_string());
+    let decade = age.map(|a| decade(a).to_string());
     let condition = diagnosis.map(|code| bins.prompt.condition.get(code).map(String::as_str).unwrap_or(code));
     let fills: [(&str, Option<&str>); 4] = [
         ("{sex}", sex.map(Sex::word)),
@@ -42,4 +42,10 @@ pub fn prompt(
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The decade a prompt names for `age` years (`74.0` → `7`, "age in 70s"): two ages with the same decade, sex, BMI
+/// class and diagnosis have the same prompt.
+pub fn decade(age: f64) -> u32 {
+    (age.max(0.0) / 10.0).floor() as u32
 }

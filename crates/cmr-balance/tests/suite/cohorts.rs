@@ -4,6 +4,7 @@
 #![allow(dead_code)] // the benchmark uses a part of this module
 
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 use cmr_core::manifest::{sha256_hex, Manifest};
 use cmr_core::subject::RawAttributes;
@@ -16,7 +17,9 @@ pub use cmr_testkit::files_under;
 pub fn row(id: &str, site: &str, sex: Option<Sex>, age: f64, bmi: f64, label: i32, split: Split) -> CohortRow {
     let diagnosis = if label == 1 { "HCM" } else { "NOR" };
     let raw = RawAttributes { sex, age: Some(age), bmi: Some(bmi), ..RawAttributes::default() };
-    let derived = raw.derive(&AttributeBins::default(), diagnosis);
+    // Parsed once: a million-row benchmark cohort would otherwise spend its setup parsing the attributes TOML.
+    static BINS: OnceLock<AttributeBins> = OnceLock::new();
+    let derived = raw.derive(BINS.get_or_init(AttributeBins::default), diagnosis);
     let subject_id = format!("{site}:{id}");
     CohortRow {
         tensor_path: format!("tensors/{site}_{id}.safetensors"),

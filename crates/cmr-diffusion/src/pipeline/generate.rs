@@ -232,9 +232,14 @@ fn finished_row(work: &Path, stem: &str, expected: &CohortRow) -> Result<Option<
 }
 
 impl PlanRow {
-    /// Id of the synthetic subject: `synthetic:<plan_id>`.
+    /// Id of the synthetic subject: the plan id when it is already a subject id (`balance plan` writes
+    /// `synthetic:000001`), else `synthetic:<plan_id>`.
     pub fn subject_id(&self) -> String {
-        format!("synthetic:{}", self.plan_id)
+        if self.plan_id.contains(':') {
+            self.plan_id.clone()
+        } else {
+            format!("synthetic:{}", self.plan_id)
+        }
     }
 
     /// The cohort row of the generated subject, its `tensor_sha256` still empty.

@@ -2,7 +2,7 @@
 //!
 //! | column | required | meaning |
 //! |---|---|---|
-//! | `plan_id` | yes | id of the row; the subject becomes `synthetic:<plan_id>` |
+//! | `plan_id` | yes | id of the row and of the synthetic subject (`synthetic:` is prefixed when it has no `:`) |
 //! | `mask_source` | yes | train-split subject whose mask conditions the images |
 //! | `prompt` | yes | text condition |
 //! | `seed` | yes | seed of the row's noise |
