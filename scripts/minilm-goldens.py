@@ -11,9 +11,6 @@ Usage: scripts/minilm-goldens.py    (creates the venv via scripts/setup-torch.sh
 """
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,12 +30,9 @@ def main() -> None:
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
     except ImportError:
-        python = subprocess.run(
-            [str(ROOT / "scripts" / "setup-torch.sh"), "--with-text"], check=True, capture_output=True, text=True
-        ).stdout.strip().splitlines()[-1]
-        if Path(sys.prefix).resolve() == Path(python).parent.parent.resolve():
-            raise  # already in the venv: a real installation problem
-        os.execv(python, [python, __file__])
+        from torch_venv import reexec_in_torch_venv
+
+        reexec_in_torch_venv(__file__, "--with-text")
 
     torch.manual_seed(0)
     transformer = Transformer(str(MODEL), max_seq_length=256)

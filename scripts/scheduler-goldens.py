@@ -27,8 +27,6 @@ Inputs are rounded to 4 decimals so that they are exact in JSON; outputs are wri
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import types
 
@@ -42,11 +40,9 @@ try:
     from diffusers import DDIMScheduler, DDPMScheduler
     from diffusers.schedulers import scheduling_ddim, scheduling_ddpm
 except ImportError:
-    setup = [os.path.join(ROOT, "scripts", "setup-torch.sh"), "--with-diffusers"]
-    python = subprocess.run(setup, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    if os.path.realpath(sys.prefix) == os.path.realpath(os.path.dirname(os.path.dirname(python))):
-        raise  # already in the venv: a real installation problem
-    os.execv(python, [python, os.path.abspath(__file__)])
+    from torch_venv import reexec_in_torch_venv
+
+    reexec_in_torch_venv(__file__, "--with-diffusers")
 
 OUT = os.path.join(ROOT, "crates", "cmr-diffusion", "tests", "goldens", "schedulers.json")
 NUMBER_LIST = re.compile(r"\[\s*([-+0-9.eE,\s]*?)\s*\]")

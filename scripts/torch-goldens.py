@@ -17,7 +17,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -36,11 +35,9 @@ try:
     from diffusers.models.transformers.transformer_2d import Transformer2DModel
     from diffusers.models.upsampling import Upsample2D
 except ImportError:
-    setup = [os.path.join(ROOT, "scripts", "setup-torch.sh"), "--with-diffusers"]
-    python = subprocess.run(setup, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    if os.path.realpath(sys.prefix) == os.path.realpath(os.path.dirname(os.path.dirname(python))):
-        raise  # already in the venv: a real installation problem
-    os.execv(python, [python, os.path.abspath(__file__)])
+    from torch_venv import reexec_in_torch_venv
+
+    reexec_in_torch_venv(__file__, "--with-diffusers")
 OUT = os.path.join(ROOT, "crates", "cmr-nn", "tests", "goldens")
 
 # A JSON list holding only numbers (shapes, data): written on one line, for readable diffs.

@@ -17,8 +17,6 @@ are given random values so that the comparison tests something. The configuratio
 
 import json
 import os
-import subprocess
-import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,11 +26,9 @@ try:
     from diffusers import ControlNetModel, UNet2DConditionModel
     from safetensors.torch import save_file
 except ImportError:
-    setup = [os.path.join(ROOT, "scripts", "setup-torch.sh"), "--with-diffusers"]
-    python = subprocess.run(setup, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
-    if os.path.realpath(sys.prefix) == os.path.realpath(os.path.dirname(os.path.dirname(python))):
-        raise  # already in the venv: a real installation problem
-    os.execv(python, [python, os.path.abspath(__file__)])
+    from torch_venv import reexec_in_torch_venv
+
+    reexec_in_torch_venv(__file__, "--with-diffusers")
 
 OUT = os.path.join(ROOT, "crates", "cmr-diffusion", "tests", "goldens", "unet_controlnet.safetensors")
 
