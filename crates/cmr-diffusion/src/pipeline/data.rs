@@ -9,8 +9,6 @@ use std::path::Path;
 use candle_core::{Device, Tensor};
 use cmr_core::{CohortRow, Split};
 use rand::distr::weighted::WeightedIndex;
-use rand::distr::Distribution;
-use rand::Rng;
 
 use crate::error::{DiffusionError, Result};
 
@@ -112,10 +110,9 @@ impl SliceSet {
         self.prompts.iter().map(|p| 1.0 / group_sizes[p.as_str()] as f64).collect()
     }
 
-    /// Draws `batch` slice indices with [`Self::balanced_weights`].
-    pub fn sample_indices(&self, batch: usize, rng: &mut impl Rng) -> Vec<usize> {
-        let weights = WeightedIndex::new(self.balanced_weights()).expect("positive weights for a non-empty set");
-        (0..batch).map(|_| weights.sample(rng)).collect()
+    /// The distribution of slice indices with [`Self::balanced_weights`]; build it once and draw every batch from it.
+    pub fn balanced_sampler(&self) -> WeightedIndex<f64> {
+        WeightedIndex::new(self.balanced_weights()).expect("positive weights for a non-empty set")
     }
 
     /// Up to `n` slices for a validation grid: the middle slice of the first subject of each prompt, in prompt order.

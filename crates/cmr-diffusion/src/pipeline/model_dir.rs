@@ -13,8 +13,8 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::{DType, Device};
-use candle_nn::VarBuilder;
-use cmr_nn::checkpoint::{self, Checkpoint};
+use candle_nn::{VarBuilder, VarMap};
+use cmr_nn::checkpoint::{self, Checkpoint, LoadMode};
 
 use crate::error::{DiffusionError, Result};
 use crate::models::{ControlNetConfig, ControlNetModel, UNet2dConditionConfig, UNet2dConditionModel};
@@ -76,6 +76,15 @@ impl ModelDir {
     pub fn unet(&self, dtype: DType, device: &Device) -> Result<UNet2dConditionModel> {
         let vb = VarBuilder::from_tensors(self.unet.tensors().clone().into_iter().collect(), dtype, device);
         Ok(UNet2dConditionModel::new(vb, self.unet_config()?)?)
+    }
+
+    /// The base UNet's weights as trainable variables (the source of a new ControlNet's copied encoder), from the
+    /// checkpoint already read.
+    pub fn unet_varmap(&self, device: &Device) -> Result<VarMap> {
+        let varmap = VarMap::new();
+        UNet2dConditionModel::new(VarBuilder::from_varmap(&varmap, DType::F32, device), self.unet_config()?)?;
+        self.unet.load_into(&varmap, LoadMode::Strict)?;
+        Ok(varmap)
     }
 
     /// Builds the ControlNet, if the folder has one.

@@ -11,12 +11,13 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{DType, Device, Tensor, Var};
-use candle_nn::{VarBuilder, VarMap};
+use candle_nn::VarMap;
 use cmr_core::atomic::{self, OutputDir};
 use cmr_nn::checkpoint::{self, Checkpoint, LoadMode};
 use cmr_nn::layers::seeded_var_builder;
 use cmr_nn::optim::{AdamW, AdamWConfig, Ema, EmaConfig, LrSchedule, ParamGroup};
 use cmr_nn::text::SentenceEncoder;
+use rand::distr::Distribution;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -263,7 +264,7 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
                 ..Default::default()
             };
             let controlnet = ControlNetModel::new(vb, config)?;
-            copy_encoder_from_unet(&varmap, &base_varmap(base, device)?)?;
+            copy_encoder_from_unet(&varmap, &base.unet_varmap(device)?)?;
             let base_unet = base.unet(dtype, device)?;
             (Trainee::Controlnet { base: Box::new(base_unet), controlnet }, base.scheduler().clone())
         }
@@ -299,10 +300,11 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
 
     // 4. train
     let schedule = scheduler.noise_schedule()?;
+    let sampler = slices.balanced_sampler();
     let mut recent = Vec::new();
     for step in start..opts.steps {
         let mut rng = cmr_core::seed::rng(opts.seed, &["diffusion", cfg.stage.name(), "step", &step.to_string()]);
-        let indices = slices.sample_indices(opts.batch, &mut rng);
+        let indices: Vec<usize> = (0..opts.batch).map(|_| sampler.sample(&mut rng)).collect();
         let batch = slices.batch(&indices, device)?;
         let prompts: Vec<&str> = batch
             .prompts
@@ -381,14 +383,6 @@ fn named_vars(varmap: &VarMap) -> Vec<(String, Var)> {
     let mut vars: Vec<(String, Var)> = data.iter().map(|(n, v)| (n.clone(), v.clone())).collect();
     vars.sort_by(|a, b| a.0.cmp(&b.0));
     vars
-}
-
-/// The base UNet's weights as a `VarMap` (the source of the ControlNet's copied encoder).
-fn base_varmap(base: &ModelDir, device: &Device) -> Result<VarMap> {
-    let varmap = VarMap::new();
-    UNet2dConditionModel::new(VarBuilder::from_varmap(&varmap, DType::F32, device), base.unet_config()?)?;
-    Checkpoint::load(&base.path().join(UNET_FILE), device)?.load_into(&varmap, LoadMode::Strict)?;
-    Ok(varmap)
 }
 
 /// `.{name}.resume` beside the model folder.
