@@ -39,6 +39,12 @@ enum Command {
     /// Where the cohort is thin: strata report, rebalancing plan, merge of synthetic subjects.
     #[command(subcommand)]
     Balance(cmd::balance::Command),
+    /// Pretrain the CMR foundation model (3D ViT) as a masked autoencoder.
+    #[command(subcommand)]
+    Fm(cmd::fm::Command),
+    /// Fine-tune the classifier across sites with a federated strategy; compare strategies.
+    #[command(subcommand)]
+    Fed(cmd::fed::Command),
     /// Subgroup fairness report of a classifier's predictions, with bootstrap CIs and before/after comparison.
     Audit(cmd::audit::Args),
 }
@@ -54,6 +60,8 @@ fn main() -> ExitCode {
         Command::Export(args) => cmd::export::run(args),
         Command::Diffusion(command) => cmd::diffusion::run(command, &progress),
         Command::Balance(command) => cmd::balance::run(command),
+        Command::Fm(command) => cmd::fm::run(command, &progress),
+        Command::Fed(command) => cmd::fed::run(command, &progress),
         Command::Audit(args) => cmd::audit::run(args),
     };
     match result {

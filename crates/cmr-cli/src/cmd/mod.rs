@@ -5,6 +5,8 @@ pub mod balance;
 pub mod cohort;
 pub mod diffusion;
 pub mod export;
+pub mod fed;
+pub mod fm;
 pub mod ingest;
 pub mod phantom;
 
