@@ -16,8 +16,9 @@ use std::collections::HashMap;
 use cmr_core::attributes::Bin;
 use cmr_core::{prompt, seed, AttributeBins, Sex};
 use rand::Rng;
+use rayon::prelude::*;
 
-use crate::mask::{Candidates, MaskIndex, Target};
+use crate::mask::{Candidates, MaskIndex, Target, TopTwo};
 use crate::strata::{Members, Strata};
 
 /// Half-width of the age jitter (years).
@@ -82,7 +83,8 @@ pub struct DrawContext<'a> {
     pub per_site: bool,
 }
 
-/// Draws `planned[s]` synthetic subjects for every stratum `s` (see the module doc).
+/// Draws `planned[s]` synthetic subjects for every stratum `s` (see the module doc). The strata are drawn in
+/// parallel, each from its own stream; the mask-source rule that looks at the previous row runs after, in plan order.
 ///
 /// # Panics
 /// If a stratum with `planned[s] > 0` has no donor (the guards ensure one: `--min-real` ≥ 1).
@@ -90,17 +92,66 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
     let c = subjects.candidates;
     let real_train = (0..ctx.strata.len()).flat_map(|s| ctx.donors.of(s).iter().copied());
     let masks = MaskIndex::new(c, real_train, ctx.per_site);
-    let band_key = |keys: [&str; 2], s: usize| keys.into_iter().find_map(|k| ctx.strata.value_of(s, k));
+    let strata: Vec<(usize, u64)> = planned.iter().copied().enumerate().filter(|(_, k)| *k > 0).collect();
+    let drawn: Vec<Vec<Drawn<'a>>> =
+        strata.into_par_iter().map(|(s, k)| draw_stratum(&ctx, &subjects, &masks, s, k)).collect();
     let mut plan = PlanColumns::default();
     let mut previous = None;
     // Prompts repeat across thousands of rows: each distinct (sex, decade, BMI class, diagnosis) is built once.
     let mut prompts: HashMap<(Option<Sex>, Option<u32>, Option<&str>, &str), String> = HashMap::new();
-    for (s, &k) in planned.iter().enumerate().filter(|(_, k)| **k > 0) {
-        let donors = ctx.donors.of(s);
-        assert!(!donors.is_empty(), "stratum {} is planned without a real subject", ctx.strata.name(s));
-        let mut rng = seed::rng(ctx.seed, &["balance", "plan", &ctx.strata.name(s)]);
-        let (age_key, bmi_key) = (band_key(["age_band", "age"], s), band_key(["bmi_class", "bmi"], s));
-        for _ in 0..k {
+    for row in drawn.into_iter().flatten() {
+        let d = row.donor;
+        // 3. mask source
+        let mask = row.masks.avoiding(previous);
+        previous = Some(mask);
+        // 4. prompt, id, seed
+        let plan_id = format!("synthetic:{:06}", plan.plan_id.len() + 1);
+        plan.seed.push(seed::derive(ctx.seed, &["balance", "synthetic", &plan_id]));
+        let key = (c.sex[d], row.age.map(prompt::decade), row.bmi_class, subjects.diagnosis[d]);
+        let text = prompts.entry(key).or_insert_with(|| {
+            prompt::prompt(ctx.bins, c.sex[d], row.age, row.bmi_class, Some(subjects.diagnosis[d]))
+        });
+        plan.prompt.push(text.clone());
+        plan.plan_id.push(plan_id);
+        plan.sex.push(c.sex[d].map(Sex::code));
+        plan.age.push(row.age);
+        plan.bmi.push(row.bmi);
+        plan.bmi_class.push(row.bmi_class);
+        plan.age_band.push(row.age_band);
+        plan.label.push(c.label[d]);
+        plan.diagnosis.push(subjects.diagnosis[d]);
+        plan.site.push(c.site[d]);
+        plan.mask_source.push(c.subject_id[mask as usize]);
+    }
+    plan
+}
+
+/// One synthetic subject after steps 1–3 of the module doc, before the previous-row rule picks its mask source.
+struct Drawn<'a> {
+    donor: usize,
+    age: Option<f64>,
+    bmi: Option<f64>,
+    age_band: Option<&'a str>,
+    bmi_class: Option<&'a str>,
+    masks: TopTwo,
+}
+
+/// Steps 1–3 for the `k` subjects of stratum `s`, from the stratum's own stream.
+fn draw_stratum<'a>(
+    ctx: &DrawContext<'a>,
+    subjects: &Subjects<'a>,
+    masks: &MaskIndex<'a>,
+    s: usize,
+    k: u64,
+) -> Vec<Drawn<'a>> {
+    let c = subjects.candidates;
+    let donors = ctx.donors.of(s);
+    assert!(!donors.is_empty(), "stratum {} is planned without a real subject", ctx.strata.name(s));
+    let mut rng = seed::rng(ctx.seed, &["balance", "plan", &ctx.strata.name(s)]);
+    let band_key = |keys: [&str; 2]| keys.into_iter().find_map(|key| ctx.strata.value_of(s, key));
+    let (age_key, bmi_key) = (band_key(["age_band", "age"]), band_key(["bmi_class", "bmi"]));
+    (0..k)
+        .map(|_| {
             // 1. donor
             let d = donors[rng.random_range(0..donors.len())] as usize;
             // 2. age and BMI inside the band
@@ -108,31 +159,12 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
             let bmi_class = bmi_key.or_else(|| c.bmi[d].map(|b| ctx.bins.bmi_class(b))).or(subjects.bmi_class[d]);
             let age = jitter(&mut rng, c.age[d], AGE_JITTER, bounds(&ctx.bins.age_band, age_band));
             let bmi = jitter(&mut rng, c.bmi[d], BMI_JITTER, bounds(&ctx.bins.bmi_class, bmi_class));
-            // 3. mask source
+            // 3. mask-source candidates
             let target = Target { site: c.site[d], label: c.label[d], sex: c.sex[d], age, bmi };
-            let mask = masks.choose(&target, previous).expect("the donor itself is a candidate");
-            previous = Some(mask);
-            // 4. prompt, id, seed
-            let plan_id = format!("synthetic:{:06}", plan.plan_id.len() + 1);
-            plan.seed.push(seed::derive(ctx.seed, &["balance", "synthetic", &plan_id]));
-            let key = (c.sex[d], age.map(prompt::decade), bmi_class, subjects.diagnosis[d]);
-            let text = prompts
-                .entry(key)
-                .or_insert_with(|| prompt::prompt(ctx.bins, c.sex[d], age, bmi_class, Some(subjects.diagnosis[d])));
-            plan.prompt.push(text.clone());
-            plan.plan_id.push(plan_id);
-            plan.sex.push(c.sex[d].map(Sex::code));
-            plan.age.push(age);
-            plan.bmi.push(bmi);
-            plan.bmi_class.push(bmi_class);
-            plan.age_band.push(age_band);
-            plan.label.push(c.label[d]);
-            plan.diagnosis.push(subjects.diagnosis[d]);
-            plan.site.push(c.site[d]);
-            plan.mask_source.push(c.subject_id[mask as usize]);
-        }
-    }
-    plan
+            let masks = masks.ranked(&target).expect("the donor itself is a candidate");
+            Drawn { donor: d, age, bmi, age_band, bmi_class, masks }
+        })
+        .collect()
 }
 
 /// `[lo, hi)` of the bin labelled `label` (`None` for a label the bins do not have).

@@ -19,6 +19,7 @@ use std::cmp::Ordering;
 use std::collections::HashMap;
 
 use cmr_core::Sex;
+use rayon::prelude::*;
 
 /// Age distance that counts as 1 (years).
 pub const AGE_SCALE: f64 = 10.0;
@@ -68,21 +69,40 @@ pub struct MaskIndex<'a> {
 }
 
 impl<'a> MaskIndex<'a> {
-    /// Indexes the candidate `rows` of `cols`.
+    /// Indexes the candidate `rows` of `cols`; the pools are built in parallel.
     pub fn new(cols: Candidates<'a>, rows: impl IntoIterator<Item = u32>, per_site: bool) -> Self {
-        let mut grouped: HashMap<PoolKey<'a>, Vec<Point>> = HashMap::new();
+        let mut index: HashMap<PoolKey<'a>, usize> = HashMap::new();
+        let mut grouped: Vec<Vec<Point>> = Vec::new();
+        let mut last: Option<(PoolKey<'a>, usize)> = None;
         for row in rows {
             let i = row as usize;
             let key = (per_site.then_some(cols.site[i]), cols.label[i], cols.sex[i]);
-            grouped.entry(key).or_default().push(Point::of(row, cols.age[i], cols.bmi[i]));
+            // Rows arrive grouped by stratum, so the previous row's pool is almost always the right one.
+            let pool = match last {
+                Some((k, p)) if k == key => p,
+                _ => *index.entry(key).or_insert_with(|| {
+                    grouped.push(Vec::new());
+                    grouped.len() - 1
+                }),
+            };
+            last = Some((key, pool));
+            grouped[pool].push(Point::of(row, cols.age[i], cols.bmi[i]));
         }
-        let pools = grouped.into_iter().map(|(key, points)| (key, Pool::new(points))).collect();
+        let mut pools: Vec<Option<Pool>> = grouped.into_par_iter().map(|points| Some(Pool::new(points))).collect();
+        let pools = index.into_iter().map(|(key, p)| (key, pools[p].take().expect("one key per pool"))).collect();
         Self { cols, per_site, pools }
     }
 
     /// The mask source (a cohort row) for `target`, not `previous` while another candidate exists; `None` when no
     /// candidate has the target's label (and site).
     pub fn choose(&self, target: &Target<'_>, previous: Option<u32>) -> Option<u32> {
+        self.ranked(target).map(|ranked| ranked.avoiding(previous))
+    }
+
+    /// The two best-ranked candidates for `target` (the second `None` when there is only one); `None` when no
+    /// candidate has the target's label (and site). [`TopTwo::avoiding`] then applies the previous-row rule, so the
+    /// searches of many targets can run in parallel and the rule after them, in plan order.
+    pub fn ranked(&self, target: &Target<'_>) -> Option<TopTwo> {
         let site = self.per_site.then_some(target.site);
         let query = Query::of(target);
         let mut best = Best::default();
@@ -103,9 +123,28 @@ impl<'a> MaskIndex<'a> {
         }
         match best.ranked[..best.len] {
             [] => None,
-            [first] => Some(first.row),
-            [first, second] => Some(if Some(first.row) == previous { second.row } else { first.row }),
+            [first] => Some(TopTwo { first: first.row, second: None }),
+            [first, second] => Some(TopTwo { first: first.row, second: Some(second.row) }),
             _ => unreachable!("best keeps two"),
+        }
+    }
+}
+
+/// The best and second-best mask sources of one target (cohort rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TopTwo {
+    /// The best-ranked candidate.
+    pub first: u32,
+    /// The second-ranked candidate, if any.
+    pub second: Option<u32>,
+}
+
+impl TopTwo {
+    /// The first candidate, or the second when the first is `previous` (the same mask twice in a row).
+    pub fn avoiding(self, previous: Option<u32>) -> u32 {
+        match self.second {
+            Some(second) if Some(self.first) == previous => second,
+            _ => self.first,
         }
     }
 }
@@ -163,7 +202,7 @@ impl Ranked<'_> {
         (self.tier, self.distance)
             .partial_cmp(&(other.tier, other.distance))
             .unwrap_or(Ordering::Equal)
-            .then(self.id.cmp(other.id))
+            .then_with(|| self.id.cmp(other.id))
     }
 }
 

@@ -11,14 +11,13 @@
 //! Counting is plain Rust over dictionary codes rather than a polars `group_by`: the workspace's polars is eager-only
 //! without the categorical feature, and one pass over `u32` codes into a dense array is as fast as it gets.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use cmr_core::cohort::ColumnKind;
 use cmr_core::{AttributeBins, Source};
 
 use crate::error::{BalanceError, Result};
-use crate::table::{column_kind, CohortColumns};
+use crate::table::{column_kind, CohortColumns, Dictionary, NULL_CODE};
 
 /// Default stratum keys (DESIGN.md, "balance").
 pub const DEFAULT_KEYS: [&str; 4] = ["sex", "age_band", "bmi_class", "label"];
@@ -236,7 +235,7 @@ impl Members {
 /// Levels of one key and the level index of every row (`NONE` for null).
 fn encode(cols: &CohortColumns, column: &str, kind: KeyKind, bins: &AttributeBins) -> Result<(Vec<String>, Vec<u32>)> {
     Ok(match kind {
-        KeyKind::Text => encode_text(&cols.strs(column), bins.labels(column).unwrap_or_default()),
+        KeyKind::Text => encode_text(cols.dictionary(column), bins.labels(column).unwrap_or_default()),
         KeyKind::Label => {
             let values = cols.labels()?;
             let mut distinct = values.clone();
@@ -246,19 +245,13 @@ fn encode(cols: &CohortColumns, column: &str, kind: KeyKind, bins: &AttributeBin
             (distinct.iter().map(i32::to_string).collect(), codes)
         }
         KeyKind::AgeBins | KeyKind::BmiBins => {
-            let (bin_column, bin_of): (&str, fn(&AttributeBins, f64) -> &str) = match kind {
-                KeyKind::AgeBins => ("age_band", AttributeBins::age_band),
-                _ => ("bmi_class", AttributeBins::bmi_class),
-            };
-            let labels = bins.labels(bin_column).expect("a binned column");
+            let bins = if kind == KeyKind::AgeBins { &bins.age_band } else { &bins.bmi_class };
+            let labels: Vec<&str> = bins.iter().map(|b| b.label.as_str()).collect();
             let codes = cols
                 .f64s(column)
                 .iter()
                 .map(|v| match v {
-                    Some(v) if !v.is_nan() => {
-                        let label = bin_of(bins, *v);
-                        labels.iter().position(|l| *l == label).expect("a bin label") as u32
-                    }
+                    Some(v) if !v.is_nan() => cmr_core::attributes::bin_index(bins, *v) as u32,
                     _ => NONE,
                 })
                 .collect();
@@ -267,34 +260,18 @@ fn encode(cols: &CohortColumns, column: &str, kind: KeyKind, bins: &AttributeBin
     })
 }
 
-/// Dictionary-encodes a text column: `preferred` levels first (in their order, even when unseen), then the other
-/// values sorted.
-fn encode_text(values: &[Option<&str>], preferred: Vec<&str>) -> (Vec<String>, Vec<u32>) {
-    let mut index: HashMap<&str, u32> = HashMap::new();
-    let mut seen: Vec<&str> = Vec::new();
-    let first_codes: Vec<u32> = values
-        .iter()
-        .map(|v| {
-            let Some(v) = *v else { return NONE };
-            // Keys have a handful of levels: comparing a few short strings beats hashing each row.
-            let found = if seen.len() <= 16 {
-                seen.iter().position(|s| *s == v).map(|p| p as u32)
-            } else {
-                index.get(v).copied()
-            };
-            found.unwrap_or_else(|| {
-                seen.push(v);
-                index.insert(v, seen.len() as u32 - 1);
-                seen.len() as u32 - 1
-            })
-        })
-        .collect();
-    let mut others: Vec<&str> = seen.iter().copied().filter(|v| !preferred.contains(v)).collect();
+/// Orders the levels of a dictionary-encoded text column: `preferred` levels first (in their order, even when
+/// unseen), then the other values sorted; returns the levels and each row's code in that order.
+fn encode_text(dict: Dictionary<'_>, preferred: Vec<&str>) -> (Vec<String>, Vec<u32>) {
+    let mut others: Vec<&str> = dict.levels.iter().copied().filter(|v| !preferred.contains(v)).collect();
     others.sort_unstable();
     let levels: Vec<&str> = preferred.into_iter().chain(others).collect();
-    let remap: Vec<u32> =
-        seen.iter().map(|v| levels.iter().position(|l| l == v).expect("every seen value is a level") as u32).collect();
-    let codes = first_codes.into_iter().map(|c| if c == NONE { NONE } else { remap[c as usize] }).collect();
+    let remap: Vec<u32> = dict
+        .levels
+        .iter()
+        .map(|v| levels.iter().position(|l| l == v).expect("every seen value is a level") as u32)
+        .collect();
+    let codes = dict.codes.into_iter().map(|c| if c == NULL_CODE { NONE } else { remap[c as usize] }).collect();
     (levels.into_iter().map(str::to_string).collect(), codes)
 }
 
@@ -304,8 +281,9 @@ mod tests {
 
     #[test]
     fn text_levels_put_bins_first_then_sorted_values() {
-        let values = [Some("obese"), None, Some("zeta"), Some("normal"), Some("alpha"), Some("obese")];
-        let (levels, codes) = encode_text(&values, vec!["underweight", "normal", "overweight", "obese"]);
+        // rows: obese, null, zeta, normal, alpha, obese
+        let dict = Dictionary { levels: vec!["obese", "zeta", "normal", "alpha"], codes: vec![0, NULL_CODE, 1, 2, 3, 0] };
+        let (levels, codes) = encode_text(dict, vec!["underweight", "normal", "overweight", "obese"]);
         assert_eq!(levels, ["underweight", "normal", "overweight", "obese", "alpha", "zeta"]);
         assert_eq!(codes, [3, NONE, 5, 1, 4, 3]);
     }

@@ -2,6 +2,7 @@
 //! projection) and work on plain column vectors borrowed from the polars `DataFrame`, never on one `CohortRow` per
 //! subject: at a million rows the per-row allocations would cost more than the whole computation.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -107,41 +108,100 @@ impl CohortColumns {
 
     /// The `split` column, parsed.
     pub fn splits(&self) -> Result<Vec<Split>> {
-        let values = self.required_strs("split")?.into_iter().map(Some);
-        Ok(parse_each(&self.path, "split", values)?.into_iter().map(|v| v.expect("no nulls in")).collect())
+        self.parse_required("split")
     }
 
     /// The `source` column, parsed.
     pub fn sources(&self) -> Result<Vec<Source>> {
-        let values = self.required_strs("source")?.into_iter().map(Some);
-        Ok(parse_each(&self.path, "source", values)?.into_iter().map(|v| v.expect("no nulls in")).collect())
+        self.parse_required("source")
     }
 
     /// The `sex` column, parsed (nulls as `None`).
     pub fn sexes(&self) -> Result<Vec<Option<Sex>>> {
-        parse_each(&self.path, "sex", self.strs("sex"))
+        self.parse_each("sex")
+    }
+
+    /// A text column dictionary-encoded (see [`Dictionary`]).
+    ///
+    /// # Panics
+    /// As [`CohortColumns::strs`].
+    pub fn dictionary(&self, name: &str) -> Dictionary<'_> {
+        let mut dict = Dictionary { levels: Vec::new(), codes: Vec::with_capacity(self.height()) };
+        // A handful of levels: a scan of packed integers beats hashing each row; past 16, a hash map.
+        let mut short: Vec<(u128, u32)> = Vec::new();
+        let mut short_index: HashMap<u128, u32> = HashMap::new();
+        let mut long_index: HashMap<&str, u32> = HashMap::new();
+        for value in self.column(name).str().expect("checked type").iter() {
+            let Some(value) = value else {
+                dict.codes.push(NULL_CODE);
+                continue;
+            };
+            let next = dict.levels.len() as u32;
+            let code = match short_key(value) {
+                Some(key) if short.len() < 16 => match short.iter().find(|(k, _)| *k == key) {
+                    Some(&(_, code)) => code,
+                    None => {
+                        short.push((key, next));
+                        short_index.insert(key, next);
+                        next
+                    }
+                },
+                Some(key) => *short_index.entry(key).or_insert(next),
+                None => *long_index.entry(value).or_insert(next),
+            };
+            if code == next {
+                dict.levels.push(value);
+            }
+            dict.codes.push(code);
+        }
+        dict
+    }
+
+    /// Parses the text values of column `name`, each distinct value once (a cheap pass at any size).
+    fn parse_each<T: FromStr<Err = String> + Copy>(&self, name: &str) -> Result<Vec<Option<T>>> {
+        let dict = self.dictionary(name);
+        let parsed: Vec<T> = dict
+            .levels
+            .iter()
+            .map(|v| v.parse().map_err(|e: String| BalanceError::invalid(&self.path, name, e, v)))
+            .collect::<Result<_>>()?;
+        Ok(dict.codes.iter().map(|&c| (c != NULL_CODE).then(|| parsed[c as usize])).collect())
+    }
+
+    /// A parsed text column that the schema declares non-null; a null is reported naming the row.
+    fn parse_required<T: FromStr<Err = String> + Copy>(&self, name: &str) -> Result<Vec<T>> {
+        self.parse_each(name)?
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| {
+                v.ok_or_else(|| BalanceError::invalid(&self.path, name, "a value in every row", format!("null in row {i}")))
+            })
+            .collect()
     }
 }
 
-/// Parses the text values of column `name`, each distinct value once (a cheap pass at any size).
-fn parse_each<'v, T: FromStr<Err = String> + Copy>(
-    path: &Path,
-    name: &str,
-    values: impl IntoIterator<Item = Option<&'v str>>,
-) -> Result<Vec<Option<T>>> {
-    let mut seen: Vec<(&str, T)> = Vec::new();
-    values
-        .into_iter()
-        .map(|value| {
-            let Some(value) = value else { return Ok(None) };
-            if let Some((_, parsed)) = seen.iter().find(|(v, _)| *v == value) {
-                return Ok(Some(*parsed));
-            }
-            let parsed: T = value.parse().map_err(|e: String| BalanceError::invalid(path, name, e, value))?;
-            seen.push((value, parsed));
-            Ok(Some(parsed))
-        })
-        .collect()
+/// Code of a null in [`Dictionary::codes`].
+pub const NULL_CODE: u32 = u32::MAX;
+
+/// A low-cardinality text column (sex, bands, split, site, …) dictionary-encoded: its distinct values in first-seen
+/// order and each row's index into them ([`NULL_CODE`] for a null).
+#[derive(Debug)]
+pub struct Dictionary<'a> {
+    /// Distinct values, in order of first appearance.
+    pub levels: Vec<&'a str>,
+    /// One code per row.
+    pub codes: Vec<u32>,
+}
+
+/// A string of up to 15 bytes packed with its length into one integer, so equal keys mean equal strings.
+fn short_key(s: &str) -> Option<u128> {
+    let bytes = s.as_bytes();
+    (bytes.len() < 16).then(|| {
+        let mut packed = [0u8; 16];
+        packed[..bytes.len()].copy_from_slice(bytes);
+        packed[15] = bytes.len() as u8;
+        u128::from_le_bytes(packed)
+    })
 }
 
 /// Writes `df` as `dir/{stem}.parquet` and its CSV twin `dir/{stem}.csv`, each atomically.
@@ -153,4 +213,39 @@ pub fn write_twin(dir: &Path, stem: &str, df: &mut DataFrame) -> Result<()> {
     let csv = dir.join(format!("{stem}.csv"));
     atomic::write_with(&csv, |file| CsvWriter::new(file).finish(df).map_err(std::io::Error::other))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dictionary_codes_equal_a_naive_encoding_for_short_long_and_many_levels() {
+        // 40 levels (past the scan limit), some longer than 15 bytes, nulls, and values differing only in length.
+        let values: Vec<Option<String>> = (0..400)
+            .map(|i| match i % 43 {
+                0 => None,
+                k if k % 3 == 0 => Some(format!("a-rather-long-site-name-{k}")),
+                k => Some("x".repeat(k % 7 + 1) + &k.to_string()),
+            })
+            .collect();
+        let column = Column::new("site".into(), values.clone());
+        let cols = CohortColumns { path: PathBuf::from("cohort.parquet"), df: DataFrame::new(400, vec![column]).unwrap() };
+        let dict = cols.dictionary("site");
+        let mut naive: Vec<&str> = Vec::new();
+        for (value, code) in values.iter().zip(&dict.codes) {
+            match value {
+                None => assert_eq!(*code, NULL_CODE),
+                Some(v) => {
+                    let expected = naive.iter().position(|n| n == v).unwrap_or_else(|| {
+                        naive.push(v);
+                        naive.len() - 1
+                    });
+                    assert_eq!(*code as usize, expected, "{v}");
+                }
+            }
+        }
+        assert_eq!(dict.levels, naive);
+        assert!(dict.levels.len() > 16);
+    }
 }

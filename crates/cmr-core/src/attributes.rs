@@ -155,10 +155,13 @@ pub fn bmi(height_cm: Option<f64>, weight_kg: Option<f64>) -> Option<f64> {
 }
 
 fn bin_of(bins: &[Bin], value: f64) -> &str {
-    bins.iter()
-        .find(|b| b.below.is_none_or(|below| value < below))
-        .map(|b| b.label.as_str())
-        .expect("validated: the last bin is unbounded")
+    &bins[bin_index(bins, value)].label
+}
+
+/// Index of the bin of `value` in validated `bins` (increasing bounds, last one unbounded): the first bin whose
+/// exclusive upper bound is above `value`, else the last.
+pub fn bin_index(bins: &[Bin], value: f64) -> usize {
+    bins.iter().position(|b| b.below.is_none_or(|below| value < below)).unwrap_or(bins.len().saturating_sub(1))
 }
 
 fn validate_bins(bins: &[Bin]) -> std::result::Result<(), String> {
