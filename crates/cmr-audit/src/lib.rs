@@ -5,8 +5,9 @@
 //!
 //! - [`input`], [`attributes`] — predictions files, validated, and their attributes (or the cohort's);
 //! - [`groups`] — groupings by attribute and intersection;
-//! - [`metrics`] — per-group metrics on bootstrap-weighted subjects, undefined values with a reason;
-//! - [`bootstrap`] — resampling within groups and percentile intervals;
+//! - [`metrics`] — per-group metrics on bootstrap-weighted subjects, undefined values with a reason (shared with the
+//!   federated stage, so they live in `cmr_core::metrics` and are re-exported here);
+//! - [`bootstrap`] — resampling within groups and percentile intervals (`cmr_core::bootstrap`, re-exported);
 //! - [`disparity`] — differences, ratios and the named fairness metrics;
 //! - [`audit`] — the evaluation of every group and grouping; [`compare`] — the paired comparison;
 //! - [`report`] — the output files; [`stage`] — [`run`], the library entry of `cmr-debias audit`.
@@ -22,17 +23,16 @@
 
 pub mod attributes;
 pub mod audit;
-pub mod bootstrap;
 pub mod compare;
 pub mod disparity;
 pub mod error;
 pub mod groups;
 pub mod input;
 pub mod keyed;
-pub mod metrics;
 pub mod report;
 pub mod stage;
 
+pub use cmr_core::{bootstrap, metrics};
 pub use error::{AuditError, Result};
 pub use report::Report;
 pub use stage::{run, AuditConfig};

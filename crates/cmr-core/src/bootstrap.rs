@@ -1,10 +1,11 @@
-//! Stratified bootstrap (issue 5, "Uncertainty"): each group is resampled within itself — `n_g` draws with
-//! replacement from its `n_g` subjects — so every replicate keeps the group sizes, and percentile intervals are read
-//! off the replicate distribution of each statistic.
+//! Bootstrap resampling and percentile intervals, shared by the audit's stratified bootstrap (issue 5,
+//! "Uncertainty": each group resampled within itself, so every replicate keeps the group sizes) and the paired
+//! comparison of federated strategies (issue 7, `fed compare`).
 //!
-//! Draws come from a named stream of `cmr_core::seed` per (grouping, group), so a group's resamples do not depend
-//! on which other groups or groupings are audited, and the two models of a comparison see the very same resamples
-//! (a paired bootstrap).
+//! A [`Resampler`] draws `n` times with replacement from `n` subjects and returns multiplicities, which the weighted
+//! metrics of [`crate::metrics`] take directly. Draws come from a named stream of [`crate::seed`], so a group's
+//! resamples do not depend on which other groups are resampled, and two models scored on the same draw see the very
+//! same resample (a paired bootstrap).
 
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -21,7 +22,7 @@ pub struct Resampler {
 impl Resampler {
     /// A resampler of a group of `n` subjects, drawing from the stream `seed`/`labels`.
     pub fn new(n: usize, seed: u64, labels: &[&str]) -> Self {
-        Self { rng: cmr_core::seed::rng(seed, labels), weights: vec![0; n] }
+        Self { rng: crate::seed::rng(seed, labels), weights: vec![0; n] }
     }
 
     /// Draws the next resample and returns its multiplicities (they sum to `n`).

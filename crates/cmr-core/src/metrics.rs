@@ -1,4 +1,6 @@
-//! Classification metrics of one group, on (bootstrap-)weighted subjects.
+//! Binary-classification metrics on (bootstrap-)weighted subjects, shared by the stages that score a classifier:
+//! `cmr-audit` per subgroup (issue 5) and `cmr-fed` per client and pooled (issue 7). Pure math on labels,
+//! predictions and scores; no files.
 //!
 //! Definitions follow scikit-learn (`balanced_accuracy_score`, `roc_auc_score`, `matthews_corrcoef`, `recall_score`,
 //! …) and Fairlearn (`selection_rate`, `true_negative_rate`, …), with one difference on purpose (issue 5): where a
@@ -8,7 +10,16 @@
 //!
 //! A subject drawn `w` times by the bootstrap counts `w` times: confusion counts are weighted sums, and AUC is the
 //! weighted Mann–Whitney statistic (ties count one half), which equals the trapezoidal area under the ROC curve that
-//! `roc_auc_score` computes.
+//! `roc_auc_score` computes (ties of scores included).
+//!
+//! ```
+//! use cmr_core::metrics::{Metric, Sample};
+//! // TP, FN, TN, FP with scores; AUC: the positives 0.9 and 0.4 beat 2 and 1 of the negatives 0.6, 0.1.
+//! let sample = Sample::of_all(&[true, true, false, false], &[true, false, false, true], Some(&[0.9, 0.4, 0.1, 0.6]));
+//! let values = sample.metrics(&[1; 4]);
+//! assert_eq!(values[Metric::BalancedAccuracy.index()], Ok(0.5));
+//! assert_eq!(values[Metric::Auc.index()], Ok(0.75));
+//! ```
 
 use std::fmt;
 
@@ -193,6 +204,14 @@ impl Sample {
         Self { cells, ranking }
     }
 
+    /// The sample of every subject of the arrays, in their order.
+    ///
+    /// # Panics
+    /// If `y_pred` or `y_score` is shorter than `y_true` (a programmer error).
+    pub fn of_all(y_true: &[bool], y_pred: &[bool], y_score: Option<&[f64]>) -> Self {
+        Self::new(&(0..y_true.len()).collect::<Vec<_>>(), y_true, y_pred, y_score)
+    }
+
     /// Confusion counts with subject `k` counted `weights[k]` times.
     pub fn confusion(&self, weights: &[u32]) -> Confusion {
         let mut counts = [0u64; 4];
@@ -322,7 +341,7 @@ mod tests {
     fn sample(y_true: &[u8], y_pred: &[u8], scores: Option<&[f64]>) -> Sample {
         let t: Vec<bool> = y_true.iter().map(|&v| v == 1).collect();
         let p: Vec<bool> = y_pred.iter().map(|&v| v == 1).collect();
-        Sample::new(&(0..t.len()).collect::<Vec<_>>(), &t, &p, scores)
+        Sample::of_all(&t, &p, scores)
     }
 
     fn value(values: &Values, metric: Metric) -> f64 {
