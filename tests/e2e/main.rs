@@ -8,3 +8,4 @@ mod balance_stage;
 mod cohort_stage;
 mod diffusion_stage;
 mod errors;
+mod fed_stage;

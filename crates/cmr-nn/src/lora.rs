@@ -19,10 +19,17 @@
 //!
 //! [`LoraScheme`] encodes which factor trains and which is shared in each of these; [`ParamRole`] classifies every
 //! variable name of a model, so a strategy selects what crosses the client boundary by name only.
+//!
+//! In a ViT block (issue 7) the adaptable projections are named by [`LoraTarget`] and chosen by [`BlockLora`]; each
+//! projection of the block is a [`Projection`]: plain, frozen, or a [`LoraLinear`].
+
+use std::fmt;
+use std::str::FromStr;
 
 use candle_core::{Module, Result, Tensor, Var};
 use candle_nn::{Init, VarBuilder, VarMap};
 use rand::distr::{Distribution, Uniform};
+use serde::{Deserialize, Serialize};
 
 use crate::layers::{linear, Linear, LinearConfig};
 
@@ -119,7 +126,8 @@ impl LoraConfig {
 }
 
 /// Which factors train and which cross the client boundary, for each method of the LoRA family.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum LoraScheme {
     /// Plain LoRA averaged by FedAvg: one pair, A and B train and are shared.
     Lora,
@@ -450,5 +458,139 @@ impl Module for LoraLinear {
             ys = (ys + up.affine(pair.scaling, 0.)?)?;
         }
         Ok(ys)
+    }
+}
+
+/// A projection of a ViT block that LoRA can adapt, named as the block's tensors (`attn.q`, `attn.kv`, `attn.proj`,
+/// `mlp.fc1`, `mlp.fc2`) and as the `--lora-targets` option (`q,kv,proj,fc1,fc2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LoraTarget {
+    /// `attn.q`, the query projection.
+    Q,
+    /// `attn.kv`, the fused key and value projection.
+    Kv,
+    /// `attn.proj`, the attention output projection.
+    Proj,
+    /// `mlp.fc1`, the MLP's first layer.
+    Fc1,
+    /// `mlp.fc2`, the MLP's second layer.
+    Fc2,
+}
+
+impl LoraTarget {
+    /// Every target, in block order.
+    pub const ALL: [LoraTarget; 5] = [Self::Q, Self::Kv, Self::Proj, Self::Fc1, Self::Fc2];
+
+    /// The target's name (the last component of its tensor path).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Q => "q",
+            Self::Kv => "kv",
+            Self::Proj => "proj",
+            Self::Fc1 => "fc1",
+            Self::Fc2 => "fc2",
+        }
+    }
+}
+
+impl fmt::Display for LoraTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for LoraTarget {
+    type Err = String;
+
+    /// ```
+    /// use cmr_nn::lora::LoraTarget;
+    /// assert_eq!("kv".parse::<LoraTarget>(), Ok(LoraTarget::Kv));
+    /// let err = "qkv".parse::<LoraTarget>().unwrap_err();
+    /// assert_eq!(err, "unknown LoRA target `qkv`; expected one of q, kv, proj, fc1, fc2");
+    /// ```
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        Self::ALL.into_iter().find(|t| t.name() == s).ok_or_else(|| {
+            let names: Vec<&str> = Self::ALL.iter().map(|t| t.name()).collect();
+            format!("unknown LoRA target `{s}`; expected one of {}", names.join(", "))
+        })
+    }
+}
+
+/// LoRA in one ViT block: the adapters' configuration and the projections that get them. A block with LoRA trains
+/// only its adapters: every other parameter of the block (norms, projections not in `targets`, the adapted layers'
+/// base weights) is frozen, as LoRA freezes the pre-trained weights (Hu et al., arXiv 2106.09685, §4.1).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BlockLora {
+    /// Ranks, scales and seed of the adapters (`bias` is ignored: each projection keeps its own).
+    pub config: LoraConfig,
+    /// The adapted projections.
+    pub targets: Vec<LoraTarget>,
+}
+
+impl BlockLora {
+    /// Whether `target` is adapted.
+    pub fn adapts(&self, target: LoraTarget) -> bool {
+        self.targets.contains(&target)
+    }
+}
+
+/// One linear projection of a block: trainable, frozen (a LoRA block's non-target projections), or LoRA-adapted.
+/// All three use the tensor names of a plain linear layer (`weight`, `bias`), so a checkpoint without adapters loads.
+#[derive(Debug, Clone)]
+pub enum Projection {
+    /// A trainable linear layer.
+    Linear(Linear),
+    /// A linear layer run on detached weights: no gradient reaches it.
+    Frozen(Linear),
+    /// A frozen base with adapters.
+    Lora(LoraLinear),
+}
+
+impl Projection {
+    /// Builds projection `target` of a block `in_dim → out_dim` under `vb`: a [`LoraLinear`] when `lora` adapts it, a
+    /// frozen layer when the block has LoRA on other targets only, a trainable [`Linear`] when it has none.
+    pub fn new(
+        vb: VarBuilder,
+        in_dim: usize,
+        out_dim: usize,
+        cfg: LinearConfig,
+        target: LoraTarget,
+        lora: Option<&BlockLora>,
+    ) -> Result<Self> {
+        Ok(match lora {
+            Some(l) if l.adapts(target) => {
+                Self::Lora(LoraLinear::new(vb, in_dim, out_dim, LoraConfig { bias: cfg.bias, ..l.config })?)
+            }
+            Some(_) => Self::Frozen(Linear::new(vb, in_dim, out_dim, cfg)?),
+            None => Self::Linear(Linear::new(vb, in_dim, out_dim, cfg)?),
+        })
+    }
+
+    /// The LoRA layer, if the projection is adapted.
+    pub fn adapter(&self) -> Option<&LoraLinear> {
+        match self {
+            Self::Lora(l) => Some(l),
+            Self::Linear(_) | Self::Frozen(_) => None,
+        }
+    }
+
+    /// The LoRA layer, mutably (to switch its factors), if the projection is adapted.
+    pub fn adapter_mut(&mut self) -> Option<&mut LoraLinear> {
+        match self {
+            Self::Lora(l) => Some(l),
+            Self::Linear(_) | Self::Frozen(_) => None,
+        }
+    }
+}
+
+impl Module for Projection {
+    /// (…, in) → (…, out).
+    fn forward(&self, xs: &Tensor) -> Result<Tensor> {
+        match self {
+            Self::Linear(l) => l.forward(xs),
+            Self::Frozen(l) => linear(xs, &l.weight().detach(), l.bias().map(Tensor::detach).as_ref()),
+            Self::Lora(l) => l.forward(xs),
+        }
     }
 }

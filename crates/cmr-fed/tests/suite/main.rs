@@ -1,1 +1,7 @@
 //! Integration tests of cmr-fed.
+
+mod data;
+mod fixtures;
+mod federated;
+mod model;
+mod train;

@@ -6,7 +6,7 @@
 //!   (<https://github.com/huggingface/diffusers/blob/v0.30.0/src/diffusers/models/attention_processor.py>), used by the
 //!   UNet and ControlNet;
 //! - [`ProjectionNames::QKvProj`]: `q`, `kv` (keys then values, one linear), `proj` — the CineMA-style ViT naming
-//!   of issue 7.
+//!   of issue 7, whose projections LoRA can adapt ([`AttentionConfig::lora`]).
 //!
 //! The softmax is [`super::activation::softmax`] (max-subtracted `exp / Σ exp`), because candle's fused
 //! `softmax_last_dim` records no gradient on CPU.
@@ -16,6 +16,7 @@ use candle_nn::VarBuilder;
 
 use super::activation::softmax;
 use super::linear::{Linear, LinearConfig};
+use crate::lora::{BlockLora, LoraLinear, LoraTarget, Projection};
 
 /// How the projections of an [`Attention`] block are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +45,9 @@ pub struct AttentionConfig {
     pub out_bias: bool,
     /// Tensor naming scheme. Default [`ProjectionNames::Diffusers`].
     pub names: ProjectionNames,
+    /// LoRA on the targets `q`, `kv`, `proj` (needs [`ProjectionNames::QKvProj`]); with it, the non-adapted
+    /// projections are frozen. `None` (default): plain trainable projections.
+    pub lora: Option<BlockLora>,
 }
 
 impl Default for AttentionConfig {
@@ -55,6 +59,7 @@ impl Default for AttentionConfig {
             qkv_bias: false,
             out_bias: true,
             names: ProjectionNames::Diffusers,
+            lora: None,
         }
     }
 }
@@ -62,15 +67,15 @@ impl Default for AttentionConfig {
 #[derive(Debug, Clone)]
 enum KeyValue {
     Separate { k: Linear, v: Linear },
-    Fused(Linear),
+    Fused(Projection),
 }
 
 /// Multi-head attention `(b, n, query_dim) × context (b, m, cross_dim) → (b, n, query_dim)`.
 #[derive(Debug, Clone)]
 pub struct Attention {
-    q: Linear,
+    q: Projection,
     kv: KeyValue,
-    out: Linear,
+    out: Projection,
     heads: usize,
     head_dim: usize,
 }
@@ -85,19 +90,23 @@ impl Attention {
         let context_dim = cfg.cross_attention_dim.unwrap_or(query_dim);
         let qkv = LinearConfig { bias: cfg.qkv_bias };
         let out = LinearConfig { bias: cfg.out_bias };
+        let lora = cfg.lora.as_ref();
         let (q, kv, out) = match cfg.names {
+            ProjectionNames::Diffusers if lora.is_some() => {
+                bail!("Attention {}: LoRA adapts q, kv, proj; use ProjectionNames::QKvProj", vb.prefix())
+            }
             ProjectionNames::Diffusers => (
-                Linear::new(vb.pp("to_q"), query_dim, inner, qkv.clone())?,
+                Projection::Linear(Linear::new(vb.pp("to_q"), query_dim, inner, qkv.clone())?),
                 KeyValue::Separate {
                     k: Linear::new(vb.pp("to_k"), context_dim, inner, qkv.clone())?,
                     v: Linear::new(vb.pp("to_v"), context_dim, inner, qkv)?,
                 },
-                Linear::new(vb.pp("to_out").pp("0"), inner, query_dim, out)?,
+                Projection::Linear(Linear::new(vb.pp("to_out").pp("0"), inner, query_dim, out)?),
             ),
             ProjectionNames::QKvProj => (
-                Linear::new(vb.pp("q"), query_dim, inner, qkv.clone())?,
-                KeyValue::Fused(Linear::new(vb.pp("kv"), context_dim, 2 * inner, qkv)?),
-                Linear::new(vb.pp("proj"), inner, query_dim, out)?,
+                Projection::new(vb.pp("q"), query_dim, inner, qkv.clone(), LoraTarget::Q, lora)?,
+                KeyValue::Fused(Projection::new(vb.pp("kv"), context_dim, 2 * inner, qkv, LoraTarget::Kv, lora)?),
+                Projection::new(vb.pp("proj"), inner, query_dim, out, LoraTarget::Proj, lora)?,
             ),
         };
         Ok(Self { q, kv, out, heads: cfg.heads, head_dim: cfg.head_dim })
@@ -144,6 +153,24 @@ impl Attention {
         let attended = softmax(&scores, D::Minus1)?.matmul(&v)?; // (b, h, n, d)
         let merged = attended.transpose(1, 2)?.reshape((b, n, inner))?; // (b, n, h·d)
         self.out.forward(&merged)
+    }
+
+    /// The LoRA-adapted projections, in the order `q`, `kv`, `proj`.
+    pub fn adapters(&self) -> Vec<&LoraLinear> {
+        let kv = match &self.kv {
+            KeyValue::Fused(kv) => Some(kv),
+            KeyValue::Separate { .. } => None,
+        };
+        [Some(&self.q), kv, Some(&self.out)].into_iter().flatten().filter_map(Projection::adapter).collect()
+    }
+
+    /// The LoRA-adapted projections, mutably (to switch which factors train).
+    pub fn adapters_mut(&mut self) -> Vec<&mut LoraLinear> {
+        let kv = match &mut self.kv {
+            KeyValue::Fused(kv) => Some(kv),
+            KeyValue::Separate { .. } => None,
+        };
+        [Some(&mut self.q), kv, Some(&mut self.out)].into_iter().flatten().filter_map(Projection::adapter_mut).collect()
     }
 
     /// `(b, t, h·d) → (b, h, t, d)`.

@@ -179,6 +179,46 @@ impl AdamW {
         Ok(StepReport { lr_factor: factor, grad_norm, updated })
     }
 
+    /// The first and second moments `(m, v)` of parameter `name`; zeros of its shape before its first update.
+    ///
+    /// # Errors
+    /// A name this optimizer does not hold (the error names it).
+    pub fn moments(&self, name: &str) -> Result<(Tensor, Tensor)> {
+        match self.state.get(name) {
+            Some(s) => Ok((s.m.clone(), s.v.clone())),
+            None => {
+                let zeros = self.param(name)?.as_tensor().zeros_like()?;
+                Ok((zeros.clone(), zeros))
+            }
+        }
+    }
+
+    /// Replaces the moments of parameter `name` (e.g. by moments averaged across federated clients, as Linardos et
+    /// al. 2022 do). The parameter keeps its update count; one never updated takes the optimizer's step count, so
+    /// the bias correction treats the moments as that old.
+    ///
+    /// # Errors
+    /// A parameter this optimizer does not hold, or moments of another shape (a candle error naming it).
+    pub fn set_moments(&mut self, name: &str, m: Tensor, v: Tensor) -> Result<()> {
+        let var = self.param(name)?;
+        if m.dims() != var.dims() || v.dims() != var.dims() {
+            candle_core::bail!("moments of {name}: shapes {:?} and {:?}, expected {:?}", m.dims(), v.dims(), var.dims());
+        }
+        let (m, v) = (m.to_dtype(var.dtype())?.to_device(var.device())?, v.to_dtype(var.dtype())?.to_device(var.device())?);
+        let step = self.state.get(name).map_or(self.steps as u64, |s| s.step);
+        self.state.insert(name.to_owned(), ParamState { step, m, v });
+        Ok(())
+    }
+
+    fn param(&self, name: &str) -> Result<&Var> {
+        self.groups
+            .iter()
+            .flat_map(|g| &g.params)
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .ok_or_else(|| candle_core::Error::Msg(format!("{name} is not a parameter of this optimizer")))
+    }
+
     /// Saves the state (t, m, v per named parameter and the step count) to `path` as a checkpoint: tensors
     /// `m.{name}` and `v.{name}`, the counts in the JSON sidecar.
     pub fn save_state(&self, path: &Path) -> std::result::Result<String, OptimError> {

@@ -397,3 +397,67 @@ fn vit_block_gradients() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn lora_vit_block_gradients_reach_exactly_the_trainable_adapter_factors() -> Result<()> {
+    use cmr_nn::lora::{AdapterConfig, BlockLora, LoraConfig, LoraScheme, LoraTarget};
+
+    let (varmap, vb) = f64_params();
+    let lora = BlockLora {
+        config: LoraConfig::dual(AdapterConfig { rank: 2, alpha: 4.0 }, 3),
+        targets: vec![LoraTarget::Q, LoraTarget::Proj, LoraTarget::Fc1],
+    };
+    let vit = ViTBlockConfig { heads: 3, mlp_ratio: 2.0, lora: Some(lora), ..Default::default() };
+    let mut block = ViTBlock::new(vb, 12, vit)?;
+    let adapted: Vec<String> = block.adapters().iter().flat_map(|l| l.var_names()).map(|(n, _)| n).collect();
+    assert_eq!(adapted.len(), 3 * 6, "q, proj, fc1: weight, bias and 4 factors each: {adapted:?}");
+    randomize(&varmap, 19, 0.5)?; // every B non-zero, so every factor's gradient is
+    let x = uniform("lora-vit-x", &[2, 4, 12], 1.0)?;
+    let factors = |pairs: &[&str]| -> Vec<String> {
+        let mut names = Vec::new();
+        for layer in ["attn.proj", "attn.q", "mlp.fc1"] {
+            names.extend(pairs.iter().map(|p| format!("{layer}.{p}")));
+        }
+        names
+    };
+    let all = ["lora_global.a", "lora_global.b", "lora_local.a", "lora_local.b"];
+    for (scheme, trainable) in
+        [(LoraScheme::DualLora, factors(&all)), (LoraScheme::FfaLora, factors(&["lora_global.b"]))]
+    {
+        block.apply_scheme(scheme);
+        let report = check(std::slice::from_ref(&x), &varmap, &cfg(), |xs| block.forward(&xs[0]))?;
+        assert_eq!(report.tensors.len(), 1 + 14 + 3 * 4, "input, 14 base tensors, 12 adapter factors:\n{report}");
+        for t in &report.tensors {
+            if t.name == "input.0" || trainable.contains(&t.name) {
+                assert!(t.passed && !t.analytic_missing, "{scheme:?}: {} should train:\n{report}", t.name);
+            } else {
+                // frozen: the output depends on it (numeric gradient ≠ 0) but no gradient is recorded
+                assert!(t.analytic_missing && t.max_abs_numeric > 0.0, "{scheme:?}: {} should be frozen", t.name);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn a_lora_vit_block_loads_a_plain_blocks_tensors_and_starts_equal_to_it() -> Result<()> {
+    use cmr_nn::lora::{BlockLora, LoraConfig, LoraTarget};
+
+    let varmap = VarMap::new();
+    let vb = seeded_var_builder(&varmap, 4, DType::F64, &Device::Cpu);
+    let plain = ViTBlock::new(vb.clone(), 12, ViTBlockConfig { heads: 3, ..Default::default() })?;
+    let base_names: Vec<String> = varmap.data().lock().unwrap().keys().cloned().collect();
+    let lora = BlockLora { config: LoraConfig::default(), targets: LoraTarget::ALL.to_vec() };
+    let adapted = ViTBlock::new(vb, 12, ViTBlockConfig { heads: 3, lora: Some(lora), ..Default::default() })?;
+    // the LoRA block reuses every base tensor under its plain name and adds only adapter factors
+    let data = varmap.data().lock().unwrap();
+    assert!(base_names.iter().all(|n| data.contains_key(n)));
+    let added: Vec<&String> = data.keys().filter(|n| !base_names.contains(n)).collect();
+    assert_eq!(added.len(), 5 * 2, "{added:?}");
+    assert!(added.iter().all(|n| n.contains(".lora_global.")), "{added:?}");
+    drop(data);
+    let x = uniform("lora-vit-plain", &[1, 3, 12], 1.0)?;
+    let diff = (plain.forward(&x)? - adapted.forward(&x)?)?.abs()?.max_all()?.to_scalar::<f64>()?;
+    assert_eq!(diff, 0.0, "B = 0 at init: the adapted block computes the plain one");
+    Ok(())
+}

@@ -269,3 +269,37 @@ fn optimizer_state_for_other_parameters_is_refused_by_name() {
     let err = other.load_state(&file).unwrap_err().to_string();
     assert!(err.contains("enc.lora_global.b, which is not a parameter"), "{err}");
 }
+
+#[test]
+fn moments_set_from_another_optimizer_continue_its_trajectory() {
+    // X steps with g1; Y (same start) steps with another gradient, then takes X's moments and value: the next step
+    // with g2 must then give both the same parameters, as a federated client that loads averaged moments expects.
+    let start = [0.4f64, -1.0, 2.0];
+    let grad = |values: [f64; 3], p: &Var| {
+        let c = Tensor::new(&values, &Device::Cpu).unwrap();
+        (p.as_tensor() * c).unwrap().sum_all().unwrap().backward().unwrap()
+    };
+    let make = || {
+        let p = Var::new(&start, &Device::Cpu).unwrap();
+        let opt = AdamW::new(vec![ParamGroup::new(vec![("p".into(), p.clone())], 0.05, 0.01)], AdamWConfig::default());
+        (p, opt.unwrap())
+    };
+    let (px, mut x) = make();
+    let (py, mut y) = make();
+    let (m0, v0) = y.moments("p").unwrap();
+    assert_eq!(m0.to_vec1::<f64>().unwrap(), [0.0; 3], "zeros before the first update");
+    assert_eq!(v0.to_vec1::<f64>().unwrap(), [0.0; 3]);
+    x.step(&mut grad([1.0, -2.0, 0.5], &px)).unwrap();
+    y.step(&mut grad([-3.0, 0.2, 1.0], &py)).unwrap();
+    assert_ne!(x.moments("p").unwrap().0.to_vec1::<f64>().unwrap(), y.moments("p").unwrap().0.to_vec1::<f64>().unwrap());
+    let (m, v) = x.moments("p").unwrap();
+    y.set_moments("p", m, v).unwrap();
+    py.set(px.as_tensor()).unwrap();
+    x.step(&mut grad([0.7, 0.7, -1.2], &px)).unwrap();
+    y.step(&mut grad([0.7, 0.7, -1.2], &py)).unwrap();
+    assert_eq!(px.as_tensor().to_vec1::<f64>().unwrap(), py.as_tensor().to_vec1::<f64>().unwrap());
+    // unknown names and wrong shapes are refused, naming the parameter
+    assert!(y.moments("q").unwrap_err().to_string().contains("q is not a parameter"));
+    let wrong = Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap();
+    assert!(y.set_moments("p", wrong.clone(), wrong).unwrap_err().to_string().contains("moments of p"));
+}
