@@ -40,7 +40,7 @@ fn dual_lora_trains_across_sites_and_the_audit_reads_its_predictions() {
     // The same command again refuses to overwrite; the audit reads the predictions with the cohort's attributes.
     assert!(ws.fails(&train).contains("run"));
     let audit = ["audit", "--predictions", "run/predictions.csv", "--cohort", "cohort", "--out", "audit"];
-    ws.ok(&[&audit[..], &["--replicates", "50"]].concat());
+    ws.ok(&[&audit[..], &["--bootstrap", "50"]].concat());
     assert!(ws.path("audit/report.html").exists());
 }
 
@@ -60,7 +60,9 @@ fn compare_runs_every_strategy_and_seed_and_reuses_finished_runs() {
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ws.path("cmp/compare.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
-    assert_eq!(rows[0]["balanced_accuracy"]["n"], 2, "two seeds");
+    // Every test subject of this cohort has a disease: sensitivity is defined, specificity is not.
+    assert_eq!(rows[0]["sensitivity"]["n"], 2, "two seeds");
+    assert!(rows[0]["specificity"].is_null());
     assert!(rows[2]["paired"].is_null() && !rows[0]["paired"].is_null(), "dual-lora is the reference");
     assert_eq!(rows[0]["mb_total"], 0.0, "local sends nothing");
     // A second call reuses every run: the predictions are not rewritten.
