@@ -9,3 +9,4 @@ mod cohort_stage;
 mod diffusion_stage;
 mod errors;
 mod fed_stage;
+mod pipeline_stage;

@@ -47,6 +47,8 @@ enum Command {
     Fed(cmd::fed::Command),
     /// Subgroup fairness report of a classifier's predictions, with bootstrap CIs and before/after comparison.
     Audit(cmd::audit::Args),
+    /// Run a pipeline file's stages in order (default pipelines/demo.toml), skipping those already up to date.
+    Run(cmd::run::Args),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +65,7 @@ fn main() -> ExitCode {
         Command::Fm(command) => cmd::fm::run(command, &progress),
         Command::Fed(command) => cmd::fed::run(command, &progress),
         Command::Audit(args) => cmd::audit::run(args),
+        Command::Run(args) => cmd::run::run(args, cli.quiet),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

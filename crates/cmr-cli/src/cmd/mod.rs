@@ -9,6 +9,7 @@ pub mod fed;
 pub mod fm;
 pub mod ingest;
 pub mod phantom;
+pub mod run;
 
 /// Prints `value` as pretty JSON on stdout (the `--json` output of every command).
 pub fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
