@@ -82,6 +82,10 @@ fn bad_federated_input_names_what_is_wrong() {
     assert!(err.contains("qkv"), "{err}");
     let err = ws.fails(&[&base[..], &["--strategy", "dual-lora", "--lora-blocks", "3"]].concat());
     assert!(err.contains("lora_blocks") && err.contains("2 blocks"), "{err}");
+    // Sample weights of subjects the cohort lacks: the file is named.
+    std::fs::write(ws.path("weights.csv"), "subject_id,weight\nacdc:nobody,1\n").unwrap();
+    let err = ws.fails(&[&base[..], &["--strategy", "fedavg", "--sample-weights", "weights.csv"]].concat());
+    assert!(err.contains("weights.csv") && err.contains("not in the cohort, e.g. acdc:nobody"), "{err}");
     // A model folder whose weights lost their checksum is refused, naming the file.
     std::fs::remove_file(ws.path("fm/fm.safetensors.sha256")).unwrap();
     let err = ws.fails(&[&base[..], &["--strategy", "fedavg"]].concat());

@@ -1,7 +1,8 @@
 //! `cmr-debias run` end to end (issue 8) on a reduced pipeline — a 24-subject phantom with 16-pixel, 2-slice
-//! tensors, two steps of each diffusion network, two DDIM steps — through every stage that exists: the records it
-//! writes, a second run that runs nothing, reruns of exactly the stages a deleted output or a changed value
-//! touches, and a stage killed mid-way that resumes to the output of an uninterrupted run.
+//! tensors, two steps of each diffusion network, two DDIM steps, a micro ViT pretrained for two epochs, two rounds of
+//! each federated arm — through every stage up to the audit: the records it writes, the reports, a second run that
+//! runs nothing, reruns of exactly the stages a deleted output or a changed value touches, and a stage killed
+//! mid-way that resumes to the output of an uninterrupted run.
 
 use std::path::{Path, PathBuf};
 
@@ -9,8 +10,14 @@ use cmr_pipeline::record::StageRecord;
 
 use crate::util::Workspace;
 
-/// The reduced pipeline; the text encoder as `scripts/fetch-assets.sh` lays it out.
+/// A ViT over the cohort's `[2, 2, 16, 16]` tensors: 2×2×2 = 8 patch tokens of width 16 (as `fed_stage.rs`).
+const MICRO_VIT: &str = r#"{"dim": 16, "depth": 2, "heads": 2, "volume": [2, 16, 16], "patch_depth": 1,
+ "patch_size": 8, "decoder_dim": 8, "decoder_depth": 1, "decoder_heads": 2}"#;
+
+/// The reduced pipeline; the text encoder as `scripts/fetch-assets.sh` lays it out. The disease task: with `hcm`
+/// a site of the tiny cohort might lack a class.
 fn write_pipeline(ws: &Workspace) {
+    std::fs::write(ws.path("micro.json"), MICRO_VIT).unwrap();
     let encoder = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external/all-MiniLM-L6-v2");
     let text = format!(
         r#"seed = 5
@@ -32,13 +39,37 @@ steps = 2
 batch = 2
 [balance]
 by = ["sex", "label"]
+[fm]
+config = "micro.json"
+epochs = 2
+batch = 4
+[federated]
+rounds = 2
+lora_rank = 2
+lora_blocks = 1
+[audit]
+bootstrap = 50
 "#,
         encoder.display()
     );
     std::fs::write(ws.path("tiny.toml"), text).unwrap();
 }
 
-const STAGES: [&str; 8] = ["phantom", "cohort", "base", "controlnet", "plan", "generate", "merge", "weights"];
+const STAGES: [&str; 13] = [
+    "phantom",
+    "cohort",
+    "base",
+    "controlnet",
+    "plan",
+    "generate",
+    "merge",
+    "weights",
+    "fm",
+    "federated-baseline",
+    "federated-augmented",
+    "federated-weights",
+    "audit",
+];
 
 /// Runs the pipeline with `extra` flags; returns each stage's status.
 fn run(ws: &Workspace, extra: &[&str]) -> Vec<(String, String)> {
@@ -81,27 +112,48 @@ fn run_records_skips_and_reruns_exactly_what_changed() {
     assert_eq!(input_of(&merge, "runs/tiny/generate"), record(&ws, "generate").output_sha256);
     assert_eq!(merge.report["added"], record(&ws, "generate").report["generated"]);
     assert!(record(&ws, "plan").report["planned"].as_u64().unwrap() > 0, "the tiny phantom is imbalanced");
-    assert!(record(&ws, "weights").outputs.contains_key("weights.parquet"));
+    assert!(record(&ws, "weights").outputs.contains_key("weights.csv"));
+    assert_eq!(input_of(&record(&ws, "federated-augmented"), "runs/tiny/merge"), merge.output_sha256);
+    let weights_csv = &record(&ws, "weights").outputs["weights.csv"];
+    assert_eq!(&input_of(&record(&ws, "federated-weights"), "runs/tiny/weights/weights.csv"), weights_csv);
+    for arm in ["baseline", "augmented", "weights"] {
+        let rec = record(&ws, &format!("federated-{arm}"));
+        assert!(rec.outputs.contains_key("predictions.csv"), "{arm}");
+        assert_eq!(input_of(&rec, "runs/tiny/fm"), record(&ws, "fm").output_sha256, "{arm}");
+    }
 
-    // 2. a second run runs nothing
+    // 2. the audit: augmented against baseline at the top, weights against baseline in weights/, both recorded
+    let audit = record(&ws, "audit");
+    for report in ["report.html", "report.json", "weights/report.html", "weights/report.json"] {
+        assert!(run_dir.join("audit").join(report).is_file() && audit.outputs.contains_key(report), "{report}");
+    }
+    let report = |path: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(run_dir.join("audit").join(path)).unwrap()).unwrap()
+    };
+    assert_eq!(report("report.json")["config"]["labels"], serde_json::json!(["baseline", "augmented"]));
+    assert_eq!(report("weights/report.json")["config"]["labels"], serde_json::json!(["baseline", "weights"]));
+    assert!(!audit.report[0]["headline"].is_null(), "the comparison's headline is in the record");
+
+    // 3. a second run runs nothing
     assert_eq!(ran(&run(&ws, &[])), Vec::<&str>::new());
 
-    // 3. a deleted output reruns its stage; its output is identical, so the later stages stay up to date
+    // 4. a deleted output reruns its stage; its output is identical, so the later stages stay up to date
     let plan_sha = record(&ws, "plan").output_sha256;
     std::fs::remove_dir_all(run_dir.join("plan")).unwrap();
     assert_eq!(ran(&run(&ws, &[])), ["plan"]);
     assert_eq!(record(&ws, "plan").output_sha256, plan_sha, "the plan is deterministic");
 
-    // 4. a changed value reruns its stage and the stages its output feeds
-    assert_eq!(ran(&run(&ws, &["--set", "diffusion.generate.guidance=2.0"])), ["generate", "merge"]);
+    // 5. a changed value reruns its stage and the stages its output feeds
+    let changed = run(&ws, &["--set", "diffusion.generate.guidance=2.0"]);
+    assert_eq!(ran(&changed), ["generate", "merge", "federated-augmented", "audit"]);
     assert_eq!(record(&ws, "generate").config["options"]["guidance"], 2.0);
 
-    // 5. --only a stage whose upstream output is gone names the stage to run first
+    // 6. --only a stage whose upstream output is gone names the stage to run first
     std::fs::remove_dir_all(run_dir.join("generate")).unwrap();
     let err = ws.fails(&["run", "tiny.toml", "--only", "merge"]);
     assert!(err.contains("stage merge needs") && err.contains("output of stage generate"), "{err}");
 
-    // 6. a stage killed after a checkpoint resumes, and ends as an uninterrupted run does
+    // 7. a stage killed after a checkpoint resumes, and ends as an uninterrupted run does: every file identical
     let longer = ["--only", "base", "--set", "diffusion.base.steps=12", "--set", "diffusion.base.checkpoint_every=1"];
     kill_after_checkpoint(&ws, &[&["run", "tiny.toml"][..], &longer].concat());
     assert_eq!(ran(&run(&ws, &longer)), ["base"]);
@@ -109,13 +161,7 @@ fn run_records_skips_and_reruns_exactly_what_changed() {
     let resumed = record(&ws, "base").outputs;
     assert_eq!(ran(&run(&ws, &[&longer[..], &["--force"]].concat())), ["base"]);
     assert_eq!(record(&ws, "base").report["resumed_from"], 0);
-    let uninterrupted = record(&ws, "base").outputs;
-    assert_eq!(resumed.keys().collect::<Vec<_>>(), uninterrupted.keys().collect::<Vec<_>>());
-    assert_eq!(resumed["unet.safetensors"], uninterrupted["unet.safetensors"], "the same weights");
-    // training.json and the model card also record this process's wall time and last losses, so they differ
-    // between any two runs (reported against cmr-diffusion); every other file is identical.
-    let differ: Vec<&str> = resumed.keys().filter(|f| resumed[*f] != uninterrupted[*f]).map(String::as_str).collect();
-    assert!(differ.iter().all(|f| ["README.md", "training.json"].contains(f)), "{differ:?} differ");
+    assert_eq!(record(&ws, "base").outputs, resumed, "the same files, byte for byte");
 }
 
 /// Starts `cmr-debias ARGS`, and kills it (SIGKILL) as soon as the base stage has saved a resumable checkpoint.
@@ -153,6 +199,10 @@ fn a_bad_pipeline_is_refused_before_anything_is_written() {
         (
             "[diffusion.generate]\nguidnace = 2.0\n",
             "unknown key `guidnace` in [diffusion.generate]; did you mean `guidance`?",
+        ),
+        (
+            "[fm]\nmodel = \"no-such-fm\"\n[federated]\narms = [\"baseline\"]\n",
+            "is not a foundation-model folder (no fm.safetensors)",
         ),
     ];
     for (text, expected) in cases {

@@ -25,28 +25,20 @@
 //! - **baseline**: `federated-baseline` on the `cohort` stage's output;
 //! - **augmented**: `plan` → `generate` → `merge`, then `federated-augmented` on the merged cohort;
 //! - **weights**: `weights` (a balance plan with the `weights` strategy: `1 / stratum size` per train subject),
-//!   then `federated-weights` on the real cohort with those sampling weights (the reference code's sampler).
+//!   then `federated-weights` on the real cohort with those weights on each train subject's loss (`weights.csv` as
+//!   `fed train --sample-weights`: the loss-weighted form of the reference code's weighted sampler).
 //!
-//! Then `audit` runs `cmr_audit::run` with the baseline's `predictions.csv` as `predictions`, each other arm's as
-//! `compare`, and the real cohort for the attributes ([`tables::AuditTable::config`] builds its configuration).
-//!
-//! **Status**: the stages up to `merge` and `weights` run today. `fm`, `federated-<arm>` and `audit` are the next
-//! step: `cmr-fed` (issue 7) does not yet expose its library entry points. Their tables are parsed and checked now,
-//! so pipeline files are final.
+//! Every arm fine-tunes the same foundation model: the `fm` stage's (pretrained on the cohort's train images) or
+//! `[fm] model`'s. Then `audit` runs `cmr_audit::run` with the baseline's `predictions.csv` as `predictions`, each
+//! other arm's as `compare`, and the real cohort for the attributes: augmented vs baseline in `audit/` (the
+//! headline report), weights vs baseline in `audit/weights/` ([`stages::audit`]).
 //!
 //! # Adding a stage
 //!
 //! One file in [`stages`] implementing [`Stage`] (name, configuration as JSON, inputs, `run` calling the library
 //! entry point with `force: true` into the given folder), and one `stages.push(…)` in [`stages::build`] at its
 //! place in the order; inputs written by another stage are declared with [`stage::Input::upstream`] so `--from` /
-//! `--only` can say which stage to run first. For the federated arms:
-//!
-//! - `fm`: `cmr_fed::model::pretrain::run` on `cohort` with [`tables::FmTable`]'s options (or `[fm] model` as
-//!   an external input, and no stage);
-//! - `federated-<arm>`: `cmr_fed::train::run` (`FedTrainConfig`, `FedTrainOptions` from [`tables::FederatedTable`])
-//!   on `cohort` (baseline), `merge` (augmented) or `cohort` with the `weights` stage's `weights.parquet` (weights:
-//!   needs a per-subject weights option in `fed train`, which `cmr-fed` does not have yet), with `fm`'s model;
-//! - `audit`: as above, its inputs the arms' `predictions.csv`.
+//! `--only` can say which stage to run first.
 
 pub mod env;
 pub mod error;

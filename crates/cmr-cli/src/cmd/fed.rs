@@ -76,6 +76,11 @@ pub struct Training {
     /// Device: cpu, cuda or cuda:N (cuda needs a build with `--features cuda`).
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
+    /// CSV table `subject_id, weight` (e.g. the `weights.csv` of `balance plan --strategy weights`): each train
+    /// subject's loss is also weighted by its weight, the loss-weighted form of a weighted sampler (default: none,
+    /// class weights only).
+    #[arg(long, value_name = "FILE")]
+    sample_weights: Option<PathBuf>,
 }
 
 impl Training {
@@ -104,6 +109,7 @@ impl Training {
             min_clients: self.min_clients.unwrap_or(defaults.min_clients),
             round_timeout: self.round_timeout.map(Duration::from_secs_f64),
             seed,
+            sample_weights: self.sample_weights.clone(),
             ..defaults
         })
     }

@@ -4,11 +4,14 @@
 //! unet.safetensors        base UNet weights (EMA), + unet.json (UNet2dConditionConfig) + unet.safetensors.sha256
 //! controlnet.safetensors  ControlNet weights (EMA), + controlnet.json + .sha256 — ControlNet stage only
 //! scheduler.json          the training noise schedule; sampling builds its DDIM scheduler from it
-//! training.json           what the training run was: options, data, steps, losses, duration
+//! training.json           what the model is the result of: options, data (cohort sha256), the loss of every step
 //! README.md               model card
+//! preview.png             validation grid of the final weights (+ previews/step-N.png of intermediate ones)
 //! ```
 //!
-//! A ControlNet folder holds a copy of its base UNet, so one folder is everything generation needs.
+//! A ControlNet folder holds a copy of its base UNet, so one folder is everything generation needs. Every file
+//! depends only on the options and the data, never on the process that wrote it (wall time, resume point), so the
+//! same run — interrupted and resumed or not — always writes byte-identical folders.
 
 use std::path::{Path, PathBuf};
 

@@ -152,7 +152,9 @@ pub struct TrainConfig<'a> {
     pub force: bool,
 }
 
-/// What a training run did.
+/// What a training run did. `resumed_from` and `seconds` describe this process, so they are only returned (and
+/// logged), never written into the model folder: the folder depends on the configuration and the data alone, so an
+/// interrupted-and-resumed run writes the very bytes of an uninterrupted one (see [`TrainingRecord`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct TrainReport {
     /// The model folder written.
@@ -163,7 +165,7 @@ pub struct TrainReport {
     pub steps: usize,
     /// Step the run resumed from (0: a fresh start).
     pub resumed_from: usize,
-    /// Mean loss of the last (up to) 50 steps of this process.
+    /// Mean loss of the last (up to) 50 steps of the run (steps before a resume included).
     pub final_loss: f64,
     /// Train-split subjects and slices used.
     pub subjects: usize,
@@ -177,6 +179,32 @@ pub struct TrainReport {
     pub sha256: String,
     /// Wall-clock seconds of this process.
     pub seconds: f64,
+}
+
+/// `training.json`: what the model folder is the result of — options, data, the loss of every step, the weights'
+/// sha256 — and nothing about the process that wrote it.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainingRecord<'a> {
+    /// The stage trained.
+    pub stage: Stage,
+    /// Hyper-parameters, seed included.
+    pub options: &'a TrainOptions,
+    /// sha256 of the cohort table trained on.
+    pub cohort_sha256: &'a str,
+    /// Train-split subjects used.
+    pub subjects: usize,
+    /// Slices used.
+    pub slices: usize,
+    /// Distinct prompts.
+    pub prompts: usize,
+    /// Trainable parameters.
+    pub parameters: usize,
+    /// Mean loss of the last (up to) 50 steps.
+    pub final_loss: f64,
+    /// Loss of every step, in order.
+    pub losses: &'a [f64],
+    /// sha256 of the saved weights.
+    pub sha256: &'a str,
 }
 
 /// The network being trained, with its frozen companion.
@@ -225,6 +253,16 @@ struct ResumeState {
     /// sha256 of the cohort table: a checkpoint made on other data is not resumed.
     cohort_sha256: String,
     step: usize,
+    /// The loss of every step before `step`, so that a resumed run records the whole history.
+    losses: Vec<f64>,
+}
+
+impl ResumeState {
+    /// Whether `self` was saved by a run of the same stage, options, base and data as `other`.
+    fn same_run(&self, other: &Self) -> bool {
+        (self.stage, &self.options, &self.base_sha256, &self.cohort_sha256)
+            == (other.stage, &other.options, &other.base_sha256, &other.cohort_sha256)
+    }
 }
 
 /// Trains one stage and writes the model folder (see [`super::model_dir`]). `progress(step, steps, loss)` is called
@@ -294,14 +332,14 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
         base_sha256: base.as_ref().map(ModelDir::generator_sha256),
         cohort_sha256: cmr_core::manifest::sha256_file(&cfg.cohort.join(cmr_core::cohort::COHORT_PARQUET))?,
         step: 0,
+        losses: Vec::new(),
     };
     let resume_dir = resume_dir(&cfg.out);
-    let start = resume(&resume_dir, &state, &varmap, &mut optimizer, &mut ema)?;
+    let (start, mut losses) = resume(&resume_dir, &state, &varmap, &mut optimizer, &mut ema)?;
 
     // 4. train
     let schedule = scheduler.noise_schedule()?;
     let sampler = slices.balanced_sampler();
-    let mut recent = Vec::new();
     for step in start..opts.steps {
         let mut rng = cmr_core::seed::rng(opts.seed, &["diffusion", cfg.stage.name(), "step", &step.to_string()]);
         let indices: Vec<usize> = (0..opts.batch).map(|_| sampler.sample(&mut rng)).collect();
@@ -328,14 +366,15 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
         if !loss.is_finite() {
             return Err(DiffusionError::option("lr", format!("the loss diverged at step {step} ({loss})")));
         }
-        recent.push(loss);
+        losses.push(loss);
         progress(step + 1, opts.steps, loss);
         if opts.preview_every > 0 && (step + 1) % opts.preview_every == 0 && step + 1 < opts.steps {
             let png = trainee.preview(&scheduler, (&slices, &table), device, opts.seed)?;
             atomic::write_bytes(&resume_dir.join(PREVIEWS).join(format!("step-{}.png", step + 1)), &png)?;
         }
         if (step + 1) % opts.checkpoint_every == 0 && step + 1 < opts.steps {
-            save_resume(&resume_dir, &ResumeState { step: step + 1, ..state.clone() }, &varmap, &optimizer, &ema)?;
+            let saved = ResumeState { step: step + 1, losses: losses.clone(), ..state.clone() };
+            save_resume(&resume_dir, &saved, &varmap, &optimizer, &ema)?;
         }
     }
 
@@ -354,27 +393,40 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
     let png = trainee.preview(&scheduler, (&slices, &table), device, opts.seed)?;
     atomic::write_bytes(&out.path().join("preview.png"), &png)?;
     copy_previews(&resume_dir.join(PREVIEWS), &out.path().join(PREVIEWS))?;
-    let tail = &recent[recent.len().saturating_sub(50)..];
-    let report = TrainReport {
-        out: cfg.out.clone(),
+    let tail = &losses[losses.len().saturating_sub(50)..];
+    let record = TrainingRecord {
         stage: cfg.stage,
-        steps: opts.steps,
-        resumed_from: start,
-        final_loss: if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 },
+        options: opts,
+        cohort_sha256: &state.cohort_sha256,
         subjects: slices.subject_count(),
         slices: slices.len(),
         prompts: table.len(),
         parameters,
-        sha256,
-        seconds: started.elapsed().as_secs_f64(),
+        final_loss: if tail.is_empty() { f64::NAN } else { tail.iter().sum::<f64>() / tail.len() as f64 },
+        losses: &losses,
+        sha256: &sha256,
     };
-    atomic::write_json(&out.path().join(TRAINING_FILE), &serde_json::json!({ "options": opts, "report": &report }))?;
-    atomic::write_bytes(&out.path().join("README.md"), model_card(cfg, &report).as_bytes())?;
+    atomic::write_json(&out.path().join(TRAINING_FILE), &record)?;
+    atomic::write_bytes(&out.path().join("README.md"), model_card(&record).as_bytes())?;
     out.commit()?;
     if resume_dir.exists() {
         std::fs::remove_dir_all(&resume_dir).map_err(|e| cmr_core::CoreError::io(&resume_dir, e))?;
     }
-    Ok(report)
+    let seconds = started.elapsed().as_secs_f64();
+    tracing::info!("{}: {} steps (resumed from step {start}) in {seconds:.1} s", cfg.out.display(), opts.steps);
+    Ok(TrainReport {
+        out: cfg.out.clone(),
+        stage: cfg.stage,
+        steps: opts.steps,
+        resumed_from: start,
+        final_loss: record.final_loss,
+        subjects: record.subjects,
+        slices: record.slices,
+        prompts: record.prompts,
+        parameters,
+        sha256,
+        seconds,
+    })
 }
 
 /// Variables of `varmap` with their names, sorted by name (a fixed order for the optimizer and the EMA).
@@ -406,24 +458,31 @@ fn copy_previews(from: &Path, to: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Loads the resumable state in `dir` when it belongs to this very run (same stage, options and base); returns the
-/// step to start from. A state of another run is discarded.
-fn resume(dir: &Path, state: &ResumeState, varmap: &VarMap, optimizer: &mut AdamW, ema: &mut Ema) -> Result<usize> {
-    let Ok(text) = std::fs::read_to_string(dir.join(RESUME_STATE)) else { return Ok(0) };
+/// Loads the resumable state in `dir` when it belongs to this very run (same stage, options, base and data); returns
+/// the step to start from and the losses of the steps before it. A state of another run is discarded.
+fn resume(
+    dir: &Path,
+    state: &ResumeState,
+    varmap: &VarMap,
+    optimizer: &mut AdamW,
+    ema: &mut Ema,
+) -> Result<(usize, Vec<f64>)> {
+    let fresh = Ok((0, Vec::new()));
+    let Ok(text) = std::fs::read_to_string(dir.join(RESUME_STATE)) else { return fresh };
     let saved: ResumeState = match serde_json::from_str(&text) {
         Ok(saved) => saved,
-        Err(_) => return Ok(0),
+        Err(_) => return fresh,
     };
-    if (ResumeState { step: 0, ..saved.clone() }) != *state {
+    if !saved.same_run(state) || saved.losses.len() != saved.step {
         tracing::warn!("{}: checkpoint of a different run; starting afresh", dir.display());
-        return Ok(0);
+        return fresh;
     }
     let step_dir = dir.join(format!("step-{}", saved.step));
     Checkpoint::load(&step_dir.join("model.safetensors"), &Device::Cpu)?.load_into(varmap, LoadMode::Strict)?;
     optimizer.load_state(&step_dir.join("optimizer.safetensors"))?;
     ema.load(&step_dir.join("ema.safetensors"))?;
     tracing::info!("resuming from step {} ({})", saved.step, step_dir.display());
-    Ok(saved.step)
+    Ok((saved.step, saved.losses))
 }
 
 /// Writes the state of `state.step` into `dir/step-N/`, then points `dir/state.json` at it (atomically), then
@@ -455,11 +514,11 @@ fn copy_unet_files(base: &Path, out: &Path) -> Result<()> {
 }
 
 /// The model card: what was trained, on what, how, and how to reproduce it.
-fn model_card(cfg: &TrainConfig, report: &TrainReport) -> String {
-    let o = &cfg.options;
+fn model_card(report: &TrainingRecord) -> String {
+    let o = report.options;
     let mut card = BTreeMap::new();
-    card.insert("stage", cfg.stage.name().to_string());
-    card.insert("cohort", cfg.cohort.display().to_string());
+    card.insert("stage", report.stage.name().to_string());
+    card.insert("cohort table sha256", report.cohort_sha256.to_string());
     card.insert(
         "data",
         format!("{} train subjects, {} slices, {} prompts", report.subjects, report.slices, report.prompts),
@@ -471,13 +530,17 @@ fn model_card(cfg: &TrainConfig, report: &TrainReport) -> String {
     card.insert("seed", o.seed.to_string());
     card.insert("parameters", report.parameters.to_string());
     card.insert("final loss", format!("{:.5} (mean of the last 50 steps)", report.final_loss));
-    card.insert("weights sha256", report.sha256.clone());
+    card.insert("weights sha256", report.sha256.to_string());
     let mut text = format!(
         "# cmr-debias diffusion model: {}\n\nTrained by `cmr-debias diffusion train`; weights are the EMA average. \
          Images are 2-channel (ED, ES) short-axis slices scaled to [-1, 1]; the text condition is \
          all-MiniLM-L6-v2's per-token states of the subject prompt{}.\n\n",
-        cfg.stage.name(),
-        if cfg.stage == Stage::Controlnet { "; the ControlNet adds the one-hot mask (4 classes × ED/ES)" } else { "" },
+        report.stage.name(),
+        if report.stage == Stage::Controlnet {
+            "; the ControlNet adds the one-hot mask (4 classes × ED/ES)"
+        } else {
+            ""
+        },
     );
     for (key, value) in card {
         text.push_str(&format!("- **{key}**: {value}\n"));

@@ -1,6 +1,6 @@
 //! Issue 6, items 5 and 6 on a tiny hand-made cohort and a tiny UNet: training writes a complete model folder,
-//! an interrupted run resumes to the very weights of an uninterrupted one, generation is deterministic, resumable and
-//! refuses mask sources outside the train split.
+//! an interrupted run resumes to the very files (weights, record, card) of an uninterrupted one, generation is
+//! deterministic, resumable and refuses mask sources outside the train split.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -141,7 +141,7 @@ fn trained_models(dir: &Path) -> (PathBuf, PathBuf) {
 }
 
 #[test]
-fn training_writes_a_complete_model_folder_and_resumes_to_the_same_weights() {
+fn training_writes_a_complete_model_folder_and_resumes_to_the_same_files() {
     let tmp = tempfile::tempdir().unwrap();
     cohort(&tmp.path().join("cohort"));
     let cohort_dir = tmp.path().join("cohort");
@@ -174,8 +174,33 @@ fn training_writes_a_complete_model_folder_and_resumes_to_the_same_weights() {
     assert!(interrupted.is_err() && !resumed.exists(), "no partial model folder");
     let report = train::run(&train_config(&cohort_dir, &resumed, Stage::Base, None, 5), &|_, _, _| {}).unwrap();
     assert_eq!(report.resumed_from, 2);
-    let read = |dir: &Path| std::fs::read(dir.join("unet.safetensors")).unwrap();
-    assert!(read(&whole) == read(&resumed), "resumed weights are byte-identical to the uninterrupted run's");
+    let (whole_files, resumed_files) = (folder_bytes(&whole), folder_bytes(&resumed));
+    assert_eq!(whole_files.keys().collect::<Vec<_>>(), resumed_files.keys().collect::<Vec<_>>(), "the same files");
+    for (file, bytes) in &whole_files {
+        assert!(
+            resumed_files[file] == *bytes,
+            "{file} of the resumed run is byte-identical to the uninterrupted run's"
+        );
+    }
+    let training: serde_json::Value = serde_json::from_slice(&whole_files["training.json"]).unwrap();
+    assert_eq!(training["losses"].as_array().map(Vec::len), Some(5), "the loss of every step, resumed ones included");
+}
+
+/// Every file under `dir` (relative path → bytes).
+fn folder_bytes(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut files = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                files.insert(path.strip_prefix(dir).unwrap().display().to_string(), std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    files
 }
 
 #[test]

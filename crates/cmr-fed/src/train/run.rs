@@ -3,25 +3,27 @@
 //!
 //! Output folder (written atomically when the run ends):
 //! `predictions.csv` and `metrics.json` (per site and pooled), `comm.json` (bytes per client per round),
-//! `rounds.json` (loss and failures per round), `run.json` (the options, the cohort's and the foundation model's
-//! sha256, wall time). While it runs, the server's and the clients' checkpoints live in `.{out}.training/` beside
-//! it; a killed run started again with the same options resumes there and ends with the same files.
+//! `rounds.json` (loss and failures per round), `run.json` (the options, the sha256 of the cohort, of the foundation
+//! model and of the sample-weights file if any). While it runs, the server's and the clients' checkpoints live in
+//! `.{out}.training/` beside it; a killed run started again with the same options resumes there and ends with the
+//! same files.
 //!
 //! Which model scores a site's test subjects: for `central`, the pooled model; otherwise the site's own model after
 //! the last round, with the final global tensors loaded over what it shares — for `dual-lora` the global adapters
 //! plus its own local pair, for `fedsa-lora` the global A with its own B, for `local` its own model.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use candle_core::{DType, Device};
-use cmr_core::{atomic::OutputDir, manifest::sha256_file, Split, Task};
+use cmr_core::{atomic::OutputDir, manifest::sha256_file, CohortRow, Split, Task};
 use cmr_nn::lora::LoraTarget;
 use serde::Serialize;
 
 use super::trainer::{stack_inputs, ClassifierTrainer, LocalTraining};
 use crate::data::{write_evaluation, Augmentation, AugmentConfig, Augmenter, Clients, Evaluation, Example};
-use crate::data::{Prediction, ShapePrior};
+use crate::data::{Prediction, ShapePrior, SubjectWeights};
 use crate::error::{FedError, Result};
 use crate::federated::{ClientRuntime, CommLog, InProcess, Moments, RoundRecord, Server, ServerConfig};
 use crate::federated::{Strategy, StrategyConfig};
@@ -64,6 +66,10 @@ pub struct FedTrainOptions {
     pub round_timeout: Option<Duration>,
     /// Root seed of the model's fresh tensors, every client's shuffles and augmentations. Default 0.
     pub seed: u64,
+    /// A CSV table `subject_id, weight` (e.g. `balance plan --strategy weights`'s `weights.csv`) whose weights
+    /// multiply the loss weights of the train subjects (the weights arm; see [`crate::data::weights`]). Every
+    /// train subject needs one; a subject the cohort lacks is an error. Default `None`: class weights only.
+    pub sample_weights: Option<PathBuf>,
 }
 
 impl FedTrainOptions {
@@ -86,6 +92,7 @@ impl FedTrainOptions {
             min_clients: 1,
             round_timeout: None,
             seed: 0,
+            sample_weights: None,
         }
     }
 
@@ -168,6 +175,9 @@ pub struct RunRecord {
     pub cohort_sha256: String,
     /// sha256 of the foundation model's weights.
     pub fm_sha256: String,
+    /// sha256 of the sample-weights file, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_weights_sha256: Option<String>,
     /// Clients and their train sizes.
     pub clients: Vec<(String, usize)>,
 }
@@ -202,13 +212,15 @@ pub fn run(cfg: &FedTrainConfig, progress: &mut dyn FnMut(usize, usize)) -> Resu
     let fm = FmDir::open(&cfg.fm)?;
     let classifier = opts.classifier();
     classifier.validate(fm.config())?;
-    let clients = Clients::load(&cfg.cohort, opts.task)?;
+    let rows = cmr_core::cohort::read(&cfg.cohort)?;
+    let clients = Clients::from_rows(&cfg.cohort, &rows, opts.task)?;
     let sites: Vec<(String, Vec<Example>)> = match opts.strategy {
         Strategy::Central => {
             vec![(CENTRAL_CLIENT.to_owned(), clients.pooled(Split::Train).into_iter().cloned().collect())]
         }
         _ => clients.clients.iter().map(|c| (c.site.clone(), c.train.clone())).collect(),
     };
+    let subject_weights = opts.sample_weights.as_deref().map(|path| sample_weights(path, &rows, &sites)).transpose()?;
     let record = RunRecord {
         strategy: opts.strategy.name().to_owned(),
         task: opts.task.name().to_owned(),
@@ -224,6 +236,7 @@ pub fn run(cfg: &FedTrainConfig, progress: &mut dyn FnMut(usize, usize)) -> Resu
         seed: opts.seed,
         cohort_sha256: sha256_file(&cfg.cohort.join(cmr_core::cohort::COHORT_PARQUET))?,
         fm_sha256: fm.sha256().to_owned(),
+        sample_weights_sha256: opts.sample_weights.as_deref().map(sha256_file).transpose()?,
         clients: sites.iter().map(|(id, train)| (id.clone(), train.len())).collect(),
     };
     let work = prepare_work_dir(&cfg.out, &record, cfg.force)?;
@@ -235,10 +248,16 @@ pub fn run(cfg: &FedTrainConfig, progress: &mut dyn FnMut(usize, usize)) -> Resu
         let model = Classifier::from_fm(&fm, classifier.clone(), &cfg.device)?;
         let names = cmr_nn::optim::named_vars(model.varmap(), |_| true);
         let trained = strategy.trained_names(names.iter().map(|(n, _)| n.as_str()));
-        let weights = crate::data::ClassWeights::of(&train);
+        let weights = (crate::data::ClassWeights::of(&train), subject_weights.as_ref());
         let augmenter = Augmenter::new(opts.augment, AugmentConfig::default())?;
-        let trainer =
-            ClassifierTrainer::new(model, &trained, train, weights, (opts.shape_prior, augmenter), record.local.clone())?;
+        let trainer = ClassifierTrainer::new(
+            model,
+            &trained,
+            train,
+            weights,
+            (opts.shape_prior, augmenter),
+            record.local.clone(),
+        )?;
         runtimes.push(ClientRuntime::new(&id, Box::new(trainer), strategy.clone(), opts.seed)?.with_checkpoints(&work));
     }
 
@@ -284,6 +303,18 @@ pub fn run(cfg: &FedTrainConfig, progress: &mut dyn FnMut(usize, usize)) -> Resu
     out.commit()?;
     std::fs::remove_dir_all(&work).map_err(|e| cmr_core::CoreError::io(&work, e))?;
     Ok(FedTrainReport { out: cfg.out.clone(), evaluation, comm, wall: started.elapsed() })
+}
+
+/// The weights file `path`, checked against the cohort: each of its subjects is one of the cohort's `rows`, and each
+/// train subject of `sites` has a weight.
+fn sample_weights(path: &Path, rows: &[CohortRow], sites: &[(String, Vec<Example>)]) -> Result<SubjectWeights> {
+    let weights = SubjectWeights::read(path)?;
+    let ids: HashSet<&str> = rows.iter().map(|r| r.subject_id.as_str()).collect();
+    weights.check_known(|id| ids.contains(id))?;
+    for example in sites.iter().flat_map(|(_, train)| train) {
+        weights.of(&example.subject_id)?;
+    }
+    Ok(weights)
 }
 
 /// The checkpoint folder of a run: `.{name}.training` beside `out`, holding `run.json` of the run it belongs to.

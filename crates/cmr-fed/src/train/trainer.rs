@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use super::loss::weighted_bce_with_logits;
-use crate::data::{Augmenter, ClassWeights, Example, ShapePrior};
+use crate::data::{Augmenter, ClassWeights, Example, ShapePrior, SubjectWeights};
 use crate::error::{FedError, Result};
 use crate::federated::{FitReport, Moments, NamedTensors, SiteTrainer};
 use crate::model::Classifier;
@@ -49,29 +49,32 @@ pub struct ClassifierTrainer {
     model: Classifier,
     optimizer: AdamW,
     train: Vec<Example>,
-    weights: ClassWeights,
+    /// Loss weight of each train example (see [`loss_weights`]).
+    weights: Vec<f32>,
     prior: ShapePrior,
     augmenter: Augmenter,
     options: LocalTraining,
 }
 
 impl ClassifierTrainer {
-    /// A trainer that updates the variables named `trained` (the strategy's choice) of `model` on `train`, with
-    /// loss weights `weights`.
+    /// A trainer that updates the variables named `trained` (the strategy's choice) of `model` on `train`, each
+    /// example's loss weighted by its class weight times, when `subjects` is given, its subject's weight.
     ///
     /// # Errors
-    /// [`FedError::Option`] for zero epochs or batch, or a trained name the model lacks.
+    /// [`FedError::Option`] for zero epochs or batch, or a trained name the model lacks; [`FedError::Input`] for a
+    /// train subject the weights file has no weight for.
     pub fn new(
         model: Classifier,
         trained: &[String],
         train: Vec<Example>,
-        weights: ClassWeights,
+        (classes, subjects): (ClassWeights, Option<&SubjectWeights>),
         (prior, augmenter): (ShapePrior, Augmenter),
         options: LocalTraining,
     ) -> Result<Self> {
         if options.epochs == 0 || options.batch == 0 {
             return Err(FedError::option("local-epochs", "local epochs and batch size must be at least 1"));
         }
+        let weights = loss_weights(&train, classes, subjects)?;
         let vars = cmr_nn::optim::named_vars(model.varmap(), |n| trained.iter().any(|t| t == n));
         if let Some(missing) = trained.iter().find(|t| !vars.iter().any(|(n, _)| n == *t)) {
             return Err(FedError::option("strategy", format!("trains {missing}, which the model does not have")));
@@ -95,21 +98,42 @@ impl ClassifierTrainer {
         self.model.varmap().all_vars().first().map_or(Device::Cpu, |v| v.device().clone())
     }
 
-    /// One optimizer step on `batch`; returns the batch's mean loss.
-    fn step(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Result<f64> {
+    /// One optimizer step on `batch`; returns the batch's weighted mean loss, or `None` (and no step) when every
+    /// example of the batch has weight 0: the batch carries no loss (its weighted mean would be 0/0).
+    fn step(&mut self, batch: &[usize], rng: &mut ChaCha8Rng) -> Result<Option<f64>> {
+        let weights: Vec<f32> = batch.iter().map(|&i| self.weights[i]).collect();
+        if weights.iter().all(|&w| w == 0.0) {
+            return Ok(None);
+        }
         let device = self.device();
         let inputs: Vec<_> =
             batch.iter().map(|&i| self.train[i].augmented_input(self.prior, &self.augmenter, rng)).collect();
         let xs = stack_inputs(&inputs, &device)?;
         let labels: Vec<f32> = batch.iter().map(|&i| f32::from(u8::from(self.train[i].label))).collect();
-        let weights: Vec<f32> = batch.iter().map(|&i| self.weights.weight(self.train[i].label)).collect();
         let labels = Tensor::new(labels, &device)?;
         let weights = Tensor::new(weights, &device)?;
         let loss = weighted_bce_with_logits(&self.model.forward(&xs)?, &labels, &weights)?;
         let value = f64::from(loss.to_dtype(DType::F32)?.to_scalar::<f32>()?);
         self.optimizer.step(&mut loss.backward()?)?;
-        Ok(value)
+        Ok(Some(value))
     }
+}
+
+/// The loss weight of each of `train`: its class weight (against class imbalance) times, with a weights file, its
+/// subject's weight.
+///
+/// Subject weights are the loss-weighted equivalent of the reference code's weighted sampler (PyTorch
+/// `WeightedRandomSampler`, which draws subject `i` with probability `w_i / Σ w`): the expected loss of a batch
+/// drawn by that sampler is `Σ w_i·ℓ_i / Σ w_i`, which is what weighing every example of a uniformly shuffled epoch
+/// by `w_i` estimates, without repeating or skipping subjects — so every seed sees every subject once per epoch.
+fn loss_weights(train: &[Example], classes: ClassWeights, subjects: Option<&SubjectWeights>) -> Result<Vec<f32>> {
+    train
+        .iter()
+        .map(|e| {
+            let subject = subjects.map_or(Ok(1.0), |s| s.of(&e.subject_id))?;
+            Ok(classes.weight(e.label) * subject as f32)
+        })
+        .collect()
 }
 
 /// Stacks model inputs `[c, S, H, W]` into one batch tensor `(b, c, S, H, W)` on `device`.
@@ -146,15 +170,19 @@ impl SiteTrainer for ClassifierTrainer {
     fn fit(&mut self, _round: usize, seed: u64) -> Result<FitReport> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let mut order: Vec<usize> = (0..self.train.len()).collect();
-        let (mut total, mut examples) = (0.0, 0);
+        // The mean loss is over the batches that carried one (see `step`).
+        let (mut total, mut weighed, mut examples) = (0.0, 0, 0);
         for _ in 0..self.options.epochs {
             order.shuffle(&mut rng);
             for batch in order.clone().chunks(self.options.batch) {
-                total += self.step(batch, &mut rng)? * batch.len() as f64;
+                if let Some(loss) = self.step(batch, &mut rng)? {
+                    total += loss * batch.len() as f64;
+                    weighed += batch.len();
+                }
                 examples += batch.len();
             }
         }
-        Ok(FitReport { loss: total / examples.max(1) as f64, examples })
+        Ok(FitReport { loss: total / weighed.max(1) as f64, examples })
     }
 
     fn train_size(&self) -> usize {
@@ -186,9 +214,10 @@ impl SiteTrainer for ClassifierTrainer {
 
     fn load_moments(&mut self, moments: &Moments) -> Result<()> {
         for (name, m) in &moments.first {
-            let v = moments.second.get(name).ok_or_else(|| {
-                FedError::message(format!("moments of {name}"), "a first moment without its second")
-            })?;
+            let v = moments
+                .second
+                .get(name)
+                .ok_or_else(|| FedError::message(format!("moments of {name}"), "a first moment without its second"))?;
             self.optimizer.set_moments(name, m.clone(), v.clone())?;
         }
         Ok(())

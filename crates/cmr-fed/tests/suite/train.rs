@@ -1,5 +1,6 @@
 //! `fed train` on a tiny two-site cohort: every strategy trains and scores every site's test subjects, only the
-//! federated strategies communicate, and a run killed between rounds resumes to the same files.
+//! federated strategies communicate, a run killed between rounds resumes to the same files, and per-subject sample
+//! weights weigh the loss (the weights arm, issue 8).
 
 use std::path::{Path, PathBuf};
 
@@ -158,4 +159,72 @@ fn options_that_cannot_work_name_the_option() {
     assert!(!dir.path().join("run").exists() && !dir.path().join(".run.training").exists());
     let err = "fedprox".parse::<Strategy>().unwrap_err().to_string();
     assert!(err.contains("unknown strategy \"fedprox\"") && err.contains("dual-lora"), "{err}");
+}
+
+/// Writes `text` to `dir/name`; returns the path.
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    std::fs::write(dir.join(name), text).unwrap();
+    dir.join(name)
+}
+
+/// A weights file giving every train subject of the fixture cohort `weight(is_hcm)`, plus the rows `extra`.
+fn weights_file(dir: &Path, name: &str, weight: impl Fn(bool) -> f64, extra: &str) -> PathBuf {
+    let mut text = String::from("subject_id,stratum,weight\n");
+    for site in ["siteA", "siteB"] {
+        for i in 0..6 {
+            text.push_str(&format!("acdc:{site}-{i},x,{}\n", weight(i % 2 == 1)));
+        }
+    }
+    write(dir, name, &(text + extra))
+}
+
+#[test]
+fn sample_weights_weigh_the_loss_per_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cohort, fm) = setup(dir.path());
+    let run = |name: &str, weights: Option<PathBuf>| {
+        let mut cfg = config(&cohort, &fm, dir.path().join(name), Strategy::FedAvg, 2);
+        cfg.options.local.batch = 1; // single-subject batches: a zero-weight one carries no loss and is skipped
+        cfg.options.sample_weights = weights;
+        train::run(&cfg, &mut |_, _| {}).unwrap();
+        std::fs::read_to_string(dir.path().join(name).join("predictions.csv")).unwrap()
+    };
+    let plain = run("plain", None);
+    let uniform = weights_file(dir.path(), "uniform.csv", |_| 0.25, "");
+    assert_eq!(run("uniform", Some(uniform.clone())), plain, "equal weights leave the loss as it was");
+    let sha = cmr_core::manifest::sha256_file(&uniform).unwrap();
+    assert_eq!(json(&dir.path().join("uniform/run.json"))["sample_weights_sha256"], sha.as_str(), "recorded");
+    assert!(json(&dir.path().join("plain/run.json")).get("sample_weights_sha256").is_none());
+
+    let no_hcm = weights_file(dir.path(), "no-hcm.csv", |hcm| if hcm { 0.0 } else { 1.0 }, "");
+    let scores = run("no-hcm", Some(no_hcm));
+    assert_ne!(scores, plain, "without the HCM subjects' loss the model scores differently");
+    let mean_score = |csv: &str| {
+        let scores: Vec<f64> = csv.lines().skip(1).map(|l| l.split(',').nth(3).unwrap().parse().unwrap()).collect();
+        scores.iter().sum::<f64>() / scores.len() as f64
+    };
+    assert!(mean_score(&scores) < mean_score(&plain), "trained on NOR only, it leans to NOR");
+}
+
+#[test]
+fn a_weights_file_that_does_not_fit_the_cohort_is_refused_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cohort, fm) = setup(dir.path());
+    let d = dir.path();
+    let cases = [
+        (
+            weights_file(d, "unknown.csv", |_| 1.0, "acdc:elsewhere-1,x,1\n"),
+            "1 subject(s) not in the cohort, e.g. acdc:elsewhere-1",
+        ),
+        (write(d, "partial.csv", "subject_id,weight\nacdc:siteA-0,1\n"), "no weight for train subject `acdc:siteA-1`"),
+        (write(d, "negative.csv", "subject_id,weight\nacdc:siteA-0,-1\n"), "row 1: weight \"-1\" of `acdc:siteA-0`"),
+        (write(d, "columns.csv", "id,w\nacdc:siteA-0,1\n"), "no `subject_id` column"),
+    ];
+    for (file, expected) in cases {
+        let mut cfg = config(&cohort, &fm, d.join("run"), Strategy::FedAvg, 1);
+        cfg.options.sample_weights = Some(file.clone());
+        let err = train::run(&cfg, &mut |_, _| {}).unwrap_err().to_string();
+        assert!(err.contains(&file.display().to_string()) && err.contains(expected), "{err}");
+        assert!(!d.join("run").exists() && !d.join(".run.training").exists(), "nothing written");
+    }
 }

@@ -10,15 +10,20 @@
 //! | `generate`   | `[diffusion.generate]`      | `cmr_diffusion::pipeline::generate::run` | synthetic folder   |
 //! | `merge`      | —                           | `cmr_balance::merge::run`                | augmented cohort   |
 //! | `weights`    | `[balance]` (`by`, guards)  | `cmr_balance::plan::run` (`weights`)     | weights table      |
+//! | `fm`         | `[fm]`                      | `cmr_fed::model::pretrain::run`          | model folder       |
+//! | `federated-<arm>` | `[federated]`          | `cmr_fed::train::run`                    | run folder         |
+//! | `audit`      | `[audit]`                   | `cmr_audit::run`                         | reports            |
 //!
 //! `phantom` exists only without `[cohort] root`; `base` and `controlnet` only without `[diffusion] model`;
-//! `plan` … `merge` only with the `augmented` arm and `weights` only with the `weights` arm (`[federated] arms`).
-//! The federated stages (`fm`, then one `federated-<arm>` per arm, then `audit`) go at the end of [`build`]; see
-//! the crate docs.
+//! `plan` … `merge` only with the `augmented` arm and `weights` only with the `weights` arm (`[federated] arms`);
+//! `fm` only without `[fm] model`; one `federated-<arm>` per arm.
 
+pub mod audit;
 pub mod balance;
 pub mod cohort;
 pub mod diffusion;
+pub mod federated;
+pub mod fm;
 
 use std::path::{Path, PathBuf};
 
@@ -28,9 +33,12 @@ use cmr_diffusion::pipeline::train::Stage as Network;
 use cmr_nn::resolve::{Resolver, MINILM};
 use cmr_phantom::Scenario;
 
+use self::audit::{Audit, AuditStage};
 use self::balance::{MergeStage, PlanStage};
 use self::cohort::{phantom_dataset, IngestSettings, IngestStage, PhantomStage};
 use self::diffusion::{GenerateStage, TextEncoder, TrainStage};
+use self::federated::FederatedStage;
+use self::fm::PretrainStage;
 use crate::error::Result;
 use crate::load::Pipeline;
 use crate::stage::{Input, InputKind, Stage};
@@ -52,6 +60,16 @@ pub const GENERATE: &str = "generate";
 pub const MERGE: &str = "merge";
 /// Stage `weights`.
 pub const WEIGHTS: &str = "weights";
+/// Stage `fm`.
+pub const FM: &str = "fm";
+/// Stage `federated-baseline`.
+pub const FEDERATED_BASELINE: &str = "federated-baseline";
+/// Stage `federated-augmented`.
+pub const FEDERATED_AUGMENTED: &str = "federated-augmented";
+/// Stage `federated-weights`.
+pub const FEDERATED_WEIGHTS: &str = "federated-weights";
+/// Stage `audit`.
+pub const AUDIT: &str = "audit";
 
 /// The stages of `pipeline`, in run order, each writing `run_dir/<name>/`. Loads what the configuration names
 /// (scenario, attribute bins, text encoder) so that a bad one fails here, before any stage runs.
@@ -137,8 +155,25 @@ pub fn build(pipeline: &Pipeline, run_dir: &Path) -> Result<Vec<Box<dyn Stage>>>
         stages.push(Box::new(plan(WEIGHTS, Strategy::Weights)));
     }
 
-    // 4. next (issue 7): `fm` (pretrain, or `[fm] model`), `federated-<arm>` for each arm on `cohort`, `merge` or
-    //    `cohort` + `weights`, then `audit` of each arm's predictions against the baseline's.
+    // 4. the foundation model: pretrained on the cohort, or `[fm] model`
+    let fm = match &cfg.fm.model {
+        Some(model) => fm::model_input(model, origins)?,
+        None => {
+            let (options, device) = (cfg.fm.options(cfg.seed, origins)?, cfg.fm.device(origins)?);
+            stages.push(Box::new(PretrainStage { cohort: cohort.clone(), options, device }));
+            Input::upstream(FM, dir(FM), InputKind::Folder)
+        }
+    };
+
+    // 5. one classifier per arm, then the audit of each against the baseline
+    let mut arms = cfg.federated.arms.clone();
+    arms.sort();
+    for arm in arms {
+        stages.push(Box::new(FederatedStage::new(arm, pipeline, run_dir, fm.clone())?));
+    }
+    let settings = cfg.audit.config(cfg.seed, origins)?;
+    let audits = Audit::of(&cfg.federated.arms);
+    stages.push(Box::new(AuditStage { settings, audits, cohort, run_dir: run_dir.into() }));
     Ok(stages)
 }
 

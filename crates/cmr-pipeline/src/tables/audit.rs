@@ -1,6 +1,6 @@
 //! `[audit]`: the subgroup report comparing each arm with the baseline (`cmr-debias audit`'s options `by`,
-//! `intersections`, `bootstrap`, `confidence`, `min_group_size`). Parsed and checked now; the audit stage reads the
-//! federated arms' predictions and plugs in with them (see the crate docs).
+//! `intersections`, `bootstrap`, `confidence`, `min_group_size`), used by the `audit` stage
+//! ([`crate::stages::audit`]).
 
 use cmr_audit::AuditConfig;
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! `[fm]` and `[federated]`: the foundation model and the federated classifier of the experiment arms (issue 7;
-//! option names as `cmr-debias fm pretrain` and `fed train`, defaults from `cmr_fed`). Parsed and checked now; the
-//! stages that use them plug into [`crate::stages::build`] next (see the crate docs).
+//! option names as `cmr-debias fm pretrain` and `fed train`, defaults from `cmr_fed`), used by the stages `fm` and
+//! `federated-<arm>` ([`crate::stages`]).
 
 use std::path::PathBuf;
 
@@ -8,7 +8,8 @@ use cmr_core::Task;
 use cmr_fed::data::{Augmentation, ShapePrior};
 use cmr_fed::federated::Strategy;
 use cmr_fed::model::{PretrainOptions, ViTConfig};
-use cmr_fed::train::FedTrainOptions;
+use cmr_fed::train::{FedTrainOptions, LocalTraining};
+use cmr_nn::device::DeviceSpec;
 use cmr_nn::lora::LoraTarget;
 use serde::{Deserialize, Serialize};
 
@@ -58,7 +59,7 @@ impl Section for FmTable {
 }
 
 impl FmTable {
-    /// Checks counts, ranges, the architecture and the device.
+    /// Checks counts, ranges, the architecture and the device, and that `model` comes without pretraining keys.
     pub fn check(&self, origins: &Origins) -> Result<()> {
         let invalid = |key: &str, message: String| Err(origins.invalid("fm", key, message));
         if self.epochs == 0 || self.batch == 0 {
@@ -70,13 +71,32 @@ impl FmTable {
         if !(self.mask_ratio > 0.0 && self.mask_ratio < 1.0) {
             return invalid("mask_ratio", format!("must be in (0, 1), got {}", self.mask_ratio));
         }
-        if self.model.is_none() {
-            ViTConfig::preset(&self.config).map_err(|e| origins.invalid("fm", "config", e.to_string()))?;
+        match &self.model {
+            None => {
+                self.options(0, origins)?; // loads the architecture
+            }
+            Some(_) => {
+                let pretraining = ["config", "epochs", "batch", "lr", "mask_ratio"];
+                if let Some(key) = pretraining.iter().find(|key| origins.is_set(&format!("fm.{key}"))) {
+                    let message = format!("`{key}` pretrains a model, but `model` names one to use; keep one");
+                    return Err(origins.invalid("fm", "model", message));
+                }
+            }
         }
-        self.device
-            .parse::<cmr_nn::device::DeviceSpec>()
-            .map_err(|e| origins.invalid("fm", "device", e.to_string()))?;
+        self.device(origins)?;
         Ok(())
+    }
+
+    /// The pretraining options (architecture loaded from its preset or JSON file), with the pipeline's `seed`.
+    pub fn options(&self, seed: u64, origins: &Origins) -> Result<PretrainOptions> {
+        let vit = ViTConfig::preset(&self.config).map_err(|e| origins.invalid("fm", "config", e.to_string()))?;
+        let (epochs, batch, lr, mask_ratio) = (self.epochs, self.batch, self.lr, self.mask_ratio);
+        Ok(PretrainOptions { epochs, batch, lr, mask_ratio, seed, vit, ..PretrainOptions::default() })
+    }
+
+    /// The device.
+    pub fn device(&self, origins: &Origins) -> Result<DeviceSpec> {
+        self.device.parse().map_err(|e| origins.invalid("fm", "device", format!("{e}")))
     }
 }
 
@@ -92,11 +112,22 @@ pub enum Arm {
     Weights,
 }
 
+impl Arm {
+    /// Its name, as in `[federated] arms`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Baseline => "baseline",
+            Self::Augmented => "augmented",
+            Self::Weights => "weights",
+        }
+    }
+}
+
 /// The `[federated]` table.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederatedTable {
-    /// Arms to run, each audited against `baseline`. Default all three.
+    /// Arms to run, each audited against `baseline` (which is always one of them). Default all three.
     pub arms: Vec<Arm>,
     /// Strategy: local, central, fedavg, fedavg-lora, ffa-lora, fedsa-lora or dual-lora. Default `dual-lora`.
     pub strategy: String,
@@ -179,13 +210,41 @@ impl FederatedTable {
         if arms.len() != self.arms.len() {
             return invalid("arms", "lists an arm twice".into());
         }
+        if !self.has(Arm::Baseline) {
+            return invalid("arms", "needs `baseline`: every other arm is audited against it".into());
+        }
         if self.lora_targets.is_empty() {
             return invalid("lora_targets", "needs at least one of q, kv, proj".into());
         }
-        self.device
-            .parse::<cmr_nn::device::DeviceSpec>()
-            .map_err(|e| origins.invalid("federated", "device", e.to_string()))?;
+        self.device(origins)?;
         Ok(())
+    }
+
+    /// The `fed train` options with labels of `task` and the pipeline's `seed` (no sample weights: the weights arm
+    /// adds its file).
+    pub fn options(&self, task: Task, seed: u64, origins: &Origins) -> Result<FedTrainOptions> {
+        let strategy =
+            self.strategy.parse::<Strategy>().map_err(|e| origins.invalid("federated", "strategy", e.to_string()))?;
+        let defaults = FedTrainOptions::new(strategy);
+        Ok(FedTrainOptions {
+            task,
+            rounds: self.rounds,
+            local: LocalTraining { epochs: self.local_epochs, batch: self.batch, ..defaults.local.clone() },
+            lr: self.lr,
+            lora_rank: self.lora_rank,
+            lora_blocks: self.lora_blocks,
+            lora_targets: self.lora_targets.clone(),
+            shape_prior: self.shape_prior,
+            augment: self.augment,
+            min_clients: self.min_clients,
+            seed,
+            ..defaults
+        })
+    }
+
+    /// The device.
+    pub fn device(&self, origins: &Origins) -> Result<DeviceSpec> {
+        self.device.parse().map_err(|e| origins.invalid("federated", "device", format!("{e}")))
     }
 
     /// Whether `arm` is run.

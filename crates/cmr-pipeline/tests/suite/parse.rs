@@ -82,6 +82,10 @@ fn values_out_of_range_name_the_key() {
     assert!(err.contains("dual-lora"), "the message lists the strategies: {err}");
     let err = error("[federated]\narms = ['baseline', 'baseline']\n", &[]);
     assert!(err.contains("[federated] arms: lists an arm twice"), "{err}");
+    let err = error("[federated]\narms = ['augmented']\n", &[]);
+    assert!(err.contains("[federated] arms: needs `baseline`"), "{err}");
+    let err = error("[fm]\nmodel = 'fm'\nepochs = 3\n", &[]);
+    assert!(err.contains("[fm] model: `epochs` pretrains a model, but `model` names one to use"), "{err}");
     let err = error("[diffusion]\nmodel = 'm'\n[diffusion.base]\nsteps = 3\n", &[]);
     assert!(err.contains("[diffusion] model") && err.contains("[diffusion.base]"), "{err}");
     let err = error("[diffusion.controlnet]\nseed = 3\n", &[]);
