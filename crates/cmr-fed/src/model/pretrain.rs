@@ -204,7 +204,14 @@ pub fn run(cfg: &PretrainConfig, progress: &mut dyn FnMut(PretrainProgress)) -> 
         cohort_sha256,
         seconds: started.elapsed().as_secs_f64(),
     };
-    let training = serde_json::json!({ "cohort": &cfg.cohort, "options": opts, "report": &report });
+    // Only what the inputs and options determine goes into the folder, so the same run gives the same bytes: no
+    // wall time, no output or cohort path (the cohort is identified by its sha256).
+    let mut record = serde_json::to_value(&report).map_err(|e| FedError::option("report", e.to_string()))?;
+    if let Some(fields) = record.as_object_mut() {
+        fields.remove("out");
+        fields.remove("seconds");
+    }
+    let training = serde_json::json!({ "options": opts, "report": record });
     atomic::write_json(&out.path().join(TRAINING_FILE), &training)?;
     atomic::write_bytes(&out.path().join(README_FILE), model_card(opts, &report).as_bytes())?;
     out.commit()?;

@@ -328,6 +328,10 @@ fn pretraining_is_deterministic_learns_and_writes_a_model_folder() {
     let again = pretrain::run(&pretrain_config(&data, &dir.path().join("b"), 12), &mut |_| {}).unwrap();
     let bytes = |d: &str| std::fs::read(dir.path().join(d).join("fm.safetensors")).unwrap();
     assert_eq!(bytes("a"), bytes("b"), "same cohort and seed, same weights");
+    for file in ["fm.safetensors.sha256", "fm.json", "training.json", "README.md"] {
+        let read = |d: &str| std::fs::read(dir.path().join(d).join(file)).unwrap();
+        assert_eq!(read("a"), read("b"), "{file} is the same for the same cohort and seed");
+    }
     assert_eq!(report.sha256, again.sha256);
 
     let fm = FmDir::open(&dir.path().join("a")).unwrap();
