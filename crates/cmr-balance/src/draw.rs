@@ -92,27 +92,29 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
     let c = subjects.candidates;
     let real_train = (0..ctx.strata.len()).flat_map(|s| ctx.donors.of(s).iter().copied());
     let masks = MaskIndex::new(c, real_train, ctx.per_site);
-    let strata: Vec<(usize, u64)> = planned.iter().copied().enumerate().filter(|(_, k)| *k > 0).collect();
+    // Each stratum's rows are numbered from where the previous strata's end, so every row is complete after the
+    // parallel step but for the previous-row rule.
+    let mut first = 0;
+    let strata: Vec<(usize, u64, usize)> = planned
+        .iter()
+        .enumerate()
+        .filter(|(_, k)| **k > 0)
+        .map(|(s, &k)| {
+            first += k as usize;
+            (s, k, first - k as usize)
+        })
+        .collect();
     let drawn: Vec<Vec<Drawn<'a>>> =
-        strata.into_par_iter().map(|(s, k)| draw_stratum(&ctx, &subjects, &masks, s, k)).collect();
+        strata.into_par_iter().map(|(s, k, first)| draw_stratum(&ctx, &subjects, &masks, s, k, first)).collect();
     let mut plan = PlanColumns::default();
     let mut previous = None;
-    // Prompts repeat across thousands of rows: each distinct (sex, decade, BMI class, diagnosis) is built once.
-    let mut prompts: HashMap<(Option<Sex>, Option<u32>, Option<&str>, &str), String> = HashMap::new();
     for row in drawn.into_iter().flatten() {
         let d = row.donor;
-        // 3. mask source
         let mask = row.masks.avoiding(previous);
         previous = Some(mask);
-        // 4. prompt, id, seed
-        let plan_id = format!("synthetic:{:06}", plan.plan_id.len() + 1);
-        plan.seed.push(seed::derive(ctx.seed, &["balance", "synthetic", &plan_id]));
-        let key = (c.sex[d], row.age.map(prompt::decade), row.bmi_class, subjects.diagnosis[d]);
-        let text = prompts.entry(key).or_insert_with(|| {
-            prompt::prompt(ctx.bins, c.sex[d], row.age, row.bmi_class, Some(subjects.diagnosis[d]))
-        });
-        plan.prompt.push(text.clone());
-        plan.plan_id.push(plan_id);
+        plan.plan_id.push(row.plan_id);
+        plan.seed.push(row.seed);
+        plan.prompt.push(row.prompt);
         plan.sex.push(c.sex[d].map(Sex::code));
         plan.age.push(row.age);
         plan.bmi.push(row.bmi);
@@ -126,7 +128,8 @@ pub fn draw<'a>(ctx: DrawContext<'a>, subjects: Subjects<'a>, planned: &[u64]) -
     plan
 }
 
-/// One synthetic subject after steps 1–3 of the module doc, before the previous-row rule picks its mask source.
+/// One synthetic subject after steps 1, 2 and 4 of the module doc, with its two best mask sources; the
+/// previous-row rule (step 3) picks one in plan order.
 struct Drawn<'a> {
     donor: usize,
     age: Option<f64>,
@@ -134,15 +137,19 @@ struct Drawn<'a> {
     age_band: Option<&'a str>,
     bmi_class: Option<&'a str>,
     masks: TopTwo,
+    plan_id: String,
+    seed: u64,
+    prompt: String,
 }
 
-/// Steps 1–3 for the `k` subjects of stratum `s`, from the stratum's own stream.
+/// The `k` subjects of stratum `s`, from the stratum's own stream; `first` is the plan index of its first row.
 fn draw_stratum<'a>(
     ctx: &DrawContext<'a>,
     subjects: &Subjects<'a>,
     masks: &MaskIndex<'a>,
     s: usize,
     k: u64,
+    first: usize,
 ) -> Vec<Drawn<'a>> {
     let c = subjects.candidates;
     let donors = ctx.donors.of(s);
@@ -150,8 +157,10 @@ fn draw_stratum<'a>(
     let mut rng = seed::rng(ctx.seed, &["balance", "plan", &ctx.strata.name(s)]);
     let band_key = |keys: [&str; 2]| keys.into_iter().find_map(|key| ctx.strata.value_of(s, key));
     let (age_key, bmi_key) = (band_key(["age_band", "age"]), band_key(["bmi_class", "bmi"]));
-    (0..k)
-        .map(|_| {
+    // Prompts repeat across thousands of rows: each distinct (sex, decade, BMI class, diagnosis) is built once.
+    let mut prompts: HashMap<(Option<Sex>, Option<u32>, Option<&str>, &str), String> = HashMap::new();
+    (0..k as usize)
+        .map(|i| {
             // 1. donor
             let d = donors[rng.random_range(0..donors.len())] as usize;
             // 2. age and BMI inside the band
@@ -162,7 +171,15 @@ fn draw_stratum<'a>(
             // 3. mask-source candidates
             let target = Target { site: c.site[d], label: c.label[d], sex: c.sex[d], age, bmi };
             let masks = masks.ranked(&target).expect("the donor itself is a candidate");
-            Drawn { donor: d, age, bmi, age_band, bmi_class, masks }
+            // 4. id, seed, prompt
+            let plan_id = format!("synthetic:{:06}", first + i + 1);
+            let seed = seed::derive(ctx.seed, &["balance", "synthetic", &plan_id]);
+            let key = (c.sex[d], age.map(prompt::decade), bmi_class, subjects.diagnosis[d]);
+            let prompt = prompts
+                .entry(key)
+                .or_insert_with(|| prompt::prompt(ctx.bins, c.sex[d], age, bmi_class, Some(subjects.diagnosis[d])))
+                .clone();
+            Drawn { donor: d, age, bmi, age_band, bmi_class, masks, plan_id, seed, prompt }
         })
         .collect()
 }

@@ -269,15 +269,21 @@ impl Pool {
         let cell = (w * h / cells).sqrt().max(w.max(h) / cells).max(1e-9);
         let (nx, ny) = ((w / cell) as usize + 1, (h / cell) as usize + 1);
         let mut pool = Self { origin, cell, nx, ny, starts: vec![0; nx * ny + 1], points: Vec::new(), incomplete };
-        let mut keyed: Vec<(usize, Point)> = points.into_iter().map(|p| (pool.cell_of(p.x, p.y), p)).collect();
-        keyed.sort_by_key(|(c, p)| (*c, p.row));
-        for (c, _) in &keyed {
+        // Bucket by cell (a counting sort: the order inside a cell does not matter, the search ranks by subject id).
+        let cell_of: Vec<usize> = points.iter().map(|p| pool.cell_of(p.x, p.y)).collect();
+        for &c in &cell_of {
             pool.starts[c + 1] += 1;
         }
         for c in 0..nx * ny {
             pool.starts[c + 1] += pool.starts[c];
         }
-        pool.points = keyed.into_iter().map(|(_, p)| p).collect();
+        let mut next = pool.starts.clone();
+        let mut bucketed = vec![Point { x: 0.0, y: 0.0, row: 0 }; points.len()];
+        for (p, c) in points.into_iter().zip(cell_of) {
+            bucketed[next[c]] = p;
+            next[c] += 1;
+        }
+        pool.points = bucketed;
         pool
     }
 

@@ -173,12 +173,12 @@ pub fn run(cfg: &PlanConfig) -> Result<PlanSummary> {
         files.extend(["weights.parquet", "weights.csv"]);
     } else {
         let subject_id = cols.required_strs("subject_id")?;
-        let site = cols.required_strs("site")?;
+        let site = cols.required_categories("site")?;
         let label = cols.labels()?;
         let sex = cols.sexes()?;
         let (age, bmi) = (cols.f64s("age"), cols.f64s("bmi"));
-        let (age_band, bmi_class) = (cols.strs("age_band"), cols.strs("bmi_class"));
-        let diagnosis = cols.required_strs("diagnosis")?;
+        let (age_band, bmi_class) = (cols.categories("age_band"), cols.categories("bmi_class"));
+        let diagnosis = cols.required_categories("diagnosis")?;
         let candidates =
             Candidates { subject_id: &subject_id, site: &site, label: &label, sex: &sex, age: &age, bmi: &bmi };
         let subjects = Subjects { candidates, age_band: &age_band, bmi_class: &bmi_class, diagnosis: &diagnosis };

@@ -282,7 +282,8 @@ mod tests {
     #[test]
     fn text_levels_put_bins_first_then_sorted_values() {
         // rows: obese, null, zeta, normal, alpha, obese
-        let dict = Dictionary { levels: vec!["obese", "zeta", "normal", "alpha"], codes: vec![0, NULL_CODE, 1, 2, 3, 0] };
+        let dict =
+            Dictionary { levels: vec!["obese", "zeta", "normal", "alpha"], codes: vec![0, NULL_CODE, 1, 2, 3, 0] };
         let (levels, codes) = encode_text(dict, vec!["underweight", "normal", "overweight", "obese"]);
         assert_eq!(levels, ["underweight", "normal", "overweight", "obese", "alpha", "zeta"]);
         assert_eq!(codes, [3, NONE, 5, 1, 4, 3]);

@@ -3,6 +3,7 @@
 //! subject: at a million rows the per-row allocations would cost more than the whole computation.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -74,16 +75,7 @@ impl CohortColumns {
 
     /// A text column that the schema declares non-null; a null is reported naming the row.
     pub fn required_strs(&self, name: &str) -> Result<Vec<&str>> {
-        let values = self.strs(name);
-        values
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.ok_or_else(|| {
-                    BalanceError::invalid(&self.path, name, "a value in every row", format!("null in row {i}"))
-                })
-            })
-            .collect()
+        required(&self.path, name, self.strs(name))
     }
 
     /// A float column (nulls as `None`).
@@ -121,38 +113,57 @@ impl CohortColumns {
         self.parse_each("sex")
     }
 
+    /// A low-cardinality text column (site, diagnosis, bands) as [`CohortColumns::strs`] gives it, read through
+    /// [`CohortColumns::dictionary`]: each distinct value is looked up once instead of once per row.
+    ///
+    /// # Panics
+    /// As [`CohortColumns::strs`].
+    pub fn categories(&self, name: &str) -> Vec<Option<&str>> {
+        let dict = self.dictionary(name);
+        dict.codes.iter().map(|&c| (c != NULL_CODE).then(|| dict.levels[c as usize])).collect()
+    }
+
+    /// [`CohortColumns::categories`] of a column the schema declares non-null; a null is reported naming the row.
+    pub fn required_categories(&self, name: &str) -> Result<Vec<&str>> {
+        required(&self.path, name, self.categories(name))
+    }
+
     /// A text column dictionary-encoded (see [`Dictionary`]).
+    ///
+    /// Polars stores text as Arrow string views: a string of at most 12 bytes sits inline in its 16-byte view
+    /// (length + bytes, zero-padded), so equal views mean equal strings and the lookup compares integers; longer
+    /// strings are looked up by value.
     ///
     /// # Panics
     /// As [`CohortColumns::strs`].
     pub fn dictionary(&self, name: &str) -> Dictionary<'_> {
         let mut dict = Dictionary { levels: Vec::new(), codes: Vec::with_capacity(self.height()) };
-        // A handful of levels: a scan of packed integers beats hashing each row; past 16, a hash map.
-        let mut short: Vec<(u128, u32)> = Vec::new();
-        let mut short_index: HashMap<u128, u32> = HashMap::new();
+        let mut inline_index: HashMap<u128, u32, BuildHasherDefault<ViewHasher>> = HashMap::default();
         let mut long_index: HashMap<&str, u32> = HashMap::new();
-        for value in self.column(name).str().expect("checked type").iter() {
-            let Some(value) = value else {
-                dict.codes.push(NULL_CODE);
-                continue;
-            };
-            let next = dict.levels.len() as u32;
-            let code = match short_key(value) {
-                Some(key) if short.len() < 16 => match short.iter().find(|(k, _)| *k == key) {
-                    Some(&(_, code)) => code,
-                    None => {
-                        short.push((key, next));
-                        short_index.insert(key, next);
-                        next
-                    }
-                },
-                Some(key) => *short_index.entry(key).or_insert(next),
-                None => *long_index.entry(value).or_insert(next),
-            };
-            if code == next {
-                dict.levels.push(value);
+        let column = self.column(name).str().expect("checked type");
+        // Row validity, only when there are nulls (one pass over a bitmap rather than a check per value).
+        let valid: Vec<bool> = if column.null_count() > 0 {
+            column.is_not_null().iter().map(|v| v == Some(true)).collect()
+        } else {
+            Vec::new()
+        };
+        for array in column.downcast_iter() {
+            for (i, view) in array.views().iter().enumerate() {
+                if !valid.is_empty() && !valid[dict.codes.len()] {
+                    dict.codes.push(NULL_CODE);
+                    continue;
+                }
+                let next = dict.levels.len() as u32;
+                let code = if view.length as usize <= INLINE_BYTES {
+                    *inline_index.entry(view.as_u128()).or_insert(next)
+                } else {
+                    *long_index.entry(array.value(i)).or_insert(next)
+                };
+                if code == next {
+                    dict.levels.push(array.value(i));
+                }
+                dict.codes.push(code);
             }
-            dict.codes.push(code);
         }
         dict
     }
@@ -170,14 +181,19 @@ impl CohortColumns {
 
     /// A parsed text column that the schema declares non-null; a null is reported naming the row.
     fn parse_required<T: FromStr<Err = String> + Copy>(&self, name: &str) -> Result<Vec<T>> {
-        self.parse_each(name)?
-            .into_iter()
-            .enumerate()
-            .map(|(i, v)| {
-                v.ok_or_else(|| BalanceError::invalid(&self.path, name, "a value in every row", format!("null in row {i}")))
-            })
-            .collect()
+        required(&self.path, name, self.parse_each(name)?)
     }
+}
+
+/// The values of column `name` of `path`, or an error naming the first null row.
+fn required<T>(path: &Path, name: &str, values: Vec<Option<T>>) -> Result<Vec<T>> {
+    values
+        .into_iter()
+        .enumerate()
+        .map(|(i, v)| {
+            v.ok_or_else(|| BalanceError::invalid(path, name, "a value in every row", format!("null in row {i}")))
+        })
+        .collect()
 }
 
 /// Code of a null in [`Dictionary::codes`].
@@ -193,25 +209,51 @@ pub struct Dictionary<'a> {
     pub codes: Vec<u32>,
 }
 
-/// A string of up to 15 bytes packed with its length into one integer, so equal keys mean equal strings.
-fn short_key(s: &str) -> Option<u128> {
-    let bytes = s.as_bytes();
-    (bytes.len() < 16).then(|| {
-        let mut packed = [0u8; 16];
-        packed[..bytes.len()].copy_from_slice(bytes);
-        packed[15] = bytes.len() as u8;
-        u128::from_le_bytes(packed)
-    })
+/// Longest string an Arrow string view holds inline.
+const INLINE_BYTES: usize = 12;
+
+/// Hashes an inline string view (one `u128`) by a multiply-xorshift: a dictionary of a handful of short levels is
+/// looked up once per row, and SipHash would cost more than the rest of the encoding.
+#[derive(Default)]
+struct ViewHasher(u64);
+
+impl Hasher for ViewHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        let x = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        self.0 = x ^ (x >> 29);
+    }
+
+    fn write_u128(&mut self, v: u128) {
+        self.write_u64(v as u64);
+        self.write_u64((v >> 64) as u64);
+    }
 }
 
-/// Writes `df` as `dir/{stem}.parquet` and its CSV twin `dir/{stem}.csv`, each atomically.
+/// Writes `df` as `dir/{stem}.parquet` and its CSV twin `dir/{stem}.csv`, each atomically, the two at once.
 pub fn write_twin(dir: &Path, stem: &str, df: &mut DataFrame) -> Result<()> {
     let parquet = dir.join(format!("{stem}.parquet"));
-    atomic::write_with(&parquet, |file| {
-        ParquetWriter::new(file).finish(df).map(|_| ()).map_err(std::io::Error::other)
-    })?;
     let csv = dir.join(format!("{stem}.csv"));
-    atomic::write_with(&csv, |file| CsvWriter::new(file).finish(df).map_err(std::io::Error::other))?;
+    let mut for_csv = df.clone(); // shares the column buffers
+    let (parquet_written, csv_written) = rayon::join(
+        || {
+            atomic::write_with(&parquet, |file| {
+                ParquetWriter::new(file).finish(df).map(|_| ()).map_err(std::io::Error::other)
+            })
+        },
+        || atomic::write_with(&csv, |file| CsvWriter::new(file).finish(&mut for_csv).map_err(std::io::Error::other)),
+    );
+    parquet_written?;
+    csv_written?;
     Ok(())
 }
 
@@ -221,16 +263,20 @@ mod tests {
 
     #[test]
     fn dictionary_codes_equal_a_naive_encoding_for_short_long_and_many_levels() {
-        // 40 levels (past the scan limit), some longer than 15 bytes, nulls, and values differing only in length.
+        // 40 levels (past the scan limit), some longer than an inline view, nulls, and values differing only in length.
         let values: Vec<Option<String>> = (0..400)
             .map(|i| match i % 43 {
                 0 => None,
                 k if k % 3 == 0 => Some(format!("a-rather-long-site-name-{k}")),
+                // 12 bytes (the longest inline view) and 13 (the shortest stored apart), same prefix
+                k if k % 5 == 1 => Some(format!("{k:0>12}")),
+                k if k % 5 == 2 => Some(format!("{k:0>13}")),
                 k => Some("x".repeat(k % 7 + 1) + &k.to_string()),
             })
             .collect();
         let column = Column::new("site".into(), values.clone());
-        let cols = CohortColumns { path: PathBuf::from("cohort.parquet"), df: DataFrame::new(400, vec![column]).unwrap() };
+        let cols =
+            CohortColumns { path: PathBuf::from("cohort.parquet"), df: DataFrame::new(400, vec![column]).unwrap() };
         let dict = cols.dictionary("site");
         let mut naive: Vec<&str> = Vec::new();
         for (value, code) in values.iter().zip(&dict.codes) {

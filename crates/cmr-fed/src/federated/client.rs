@@ -178,7 +178,7 @@ impl ClientRuntime {
         if let Some((saved, dir)) =
             self.store.as_ref().map(|s| s.latest(round.saturating_sub(1))).transpose()?.flatten()
         {
-            tracing::info!(client = %self.id, round = saved, "restoring private state");
+            tracing::debug!(client = %self.id, round = saved, "restoring private state");
             self.trainer.load_private(&dir)?;
         }
         Ok(())

@@ -219,7 +219,7 @@ impl Server {
 
     /// Appends the record and checkpoints the round.
     fn finish_round(&mut self, record: RoundRecord) -> Result<()> {
-        tracing::info!(round = record.round, loss = ?record.mean_loss(), failures = record.failures.len(), "round done");
+        tracing::debug!(round = record.round, loss = ?record.mean_loss(), failures = record.failures.len(), "round done");
         self.records.push(record);
         let Some(store) = &self.store else { return Ok(()) };
         let state = ServerState {
