@@ -153,7 +153,9 @@ impl AdamW {
             let lr = group.lr * factor;
             for (name, var) in &group.params {
                 let Some(g) = grads.get(var) else { continue };
-                let g = g.to_dtype(var.dtype())?;
+                // A gradient keeps the graph it was computed from (candle detaches only the gradients of
+                // intermediate nodes): detached, the moments kept across steps do not retain every step's graph.
+                let g = g.to_dtype(var.dtype())?.detach();
                 let theta = var.as_tensor().detach();
                 let state = match self.state.remove(name) {
                     Some(s) => s,

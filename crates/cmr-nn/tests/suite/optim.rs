@@ -54,6 +54,22 @@ fn adamw_matches_pytorch() {
     assert_eq!(opt.steps(), 3);
 }
 
+/// A weight's gradient is computed from the activations of its step (here the other variable `x`), so candle keeps
+/// that step's graph in it; the moments carried to the next step must not, or every step's graph stays in memory
+/// (a diffusion training run grew by ~0.7 GB a step before this was fixed).
+#[test]
+fn moments_do_not_keep_the_graph_of_the_step() {
+    let w = Var::new(&[1.0f32, -2.0], &Device::Cpu).unwrap();
+    let x = Var::new(&[0.5f32, 3.0], &Device::Cpu).unwrap();
+    let group = ParamGroup::new(vec![("w".into(), w.clone())], 0.1, 0.0);
+    let mut opt = AdamW::new(vec![group], AdamWConfig::default()).unwrap();
+    let mut grads = (w.as_tensor() * x.as_tensor()).unwrap().sum_all().unwrap().backward().unwrap();
+    assert!(grads.get(&w).unwrap().track_op(), "candle's gradient of w references x: the premise of this test");
+    opt.step(&mut grads).unwrap();
+    let (m, v) = opt.moments("w").unwrap();
+    assert!(!m.track_op() && !v.track_op(), "the moments hold no graph");
+}
+
 #[test]
 fn warmup_cosine_matches_transformers_at_key_steps() {
     let s = LrSchedule::WarmupCosine { warmup: 100, total: 1000, min_ratio: 0.0 };
