@@ -1,7 +1,8 @@
 //! Bias scenarios (`metadata/phantom/scenarios/*.toml`): vendor shares, condition prevalence and sex mix (overall,
-//! per condition and per vendor) and optional per-condition attribute distributions. The file format is documented
-//! in the header of `metadata/phantom/scenarios/balanced.toml`; the repository's scenarios are also compiled in, so
-//! the binary works outside the repository.
+//! per condition and per vendor), the number of centres (sites) per vendor and optional per-condition attribute
+//! distributions. The file format is documented in the header of `metadata/phantom/scenarios/balanced.toml`; the
+//! repository's scenarios are also compiled in (`include_str!` of the same files), so the binary works outside the
+//! repository.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,7 @@ pub const BUILTIN_SCENARIOS: [(&str, &str); 3] = [
 struct RawScenario {
     #[serde(default)]
     description: String,
+    centres: Option<i64>,
     vendors: BTreeMap<String, f64>,
     diagnosis: BTreeMap<String, f64>,
     sex: BTreeMap<String, f64>,
@@ -61,6 +63,12 @@ pub struct Scenario {
     pub source: PathBuf,
     /// Free-text description.
     pub description: String,
+    /// Centres (sites) per vendor, ≥ 1 (`centres` key; absent: 1, one site per vendor). Each vendor's subjects are
+    /// dealt over its centres by [`crate::plan::plan_subjects`]; centre `c` of vendor `v` is site
+    /// [`Vendor::centre_site`]`(c)`. Left out of the serialised scenario when 1, so the config of a scenario
+    /// without the key serialises (and hashes) as before.
+    #[serde(skip_serializing_if = "is_one")]
+    pub centres: usize,
     /// Vendor → share.
     pub vendors: BTreeMap<Vendor, f64>,
     /// Condition → prevalence share, for vendors without an override.
@@ -116,6 +124,12 @@ impl Scenario {
     /// Parses and validates scenario TOML; `path` names the file in errors and gives the scenario its name.
     pub fn parse(text: &str, path: &Path, mut population: Population) -> Result<Scenario, Error> {
         let raw: RawScenario = toml::from_str(text).map_err(|e| Error::toml(path, e))?;
+        let centres = match raw.centres {
+            None => 1,
+            Some(c) => usize::try_from(c).ok().filter(|&c| c >= 1).ok_or_else(|| {
+                Error::invalid(path, "centres", "an integer ≥ 1 (sites per vendor; leave the key out for one)", c)
+            })?,
+        };
         let vendors = shares(path, "vendors", &raw.vendors, |k| k.parse::<Vendor>())?;
         let diagnosis = shares(path, "diagnosis", &raw.diagnosis, |k| k.parse::<Condition>())?;
         let sex = shares(path, "sex", &raw.sex, sex_key)?;
@@ -154,6 +168,7 @@ impl Scenario {
             name,
             source: path.to_path_buf(),
             description: raw.description,
+            centres,
             vendors,
             diagnosis,
             sex,
@@ -189,6 +204,10 @@ impl Scenario {
         }
         Quotas { cells }
     }
+}
+
+fn is_one(n: &usize) -> bool {
+    *n == 1
 }
 
 fn sex_key(key: &str) -> Result<Sex, String> {
@@ -245,6 +264,26 @@ mod tests {
         let text = BUILTIN_SCENARIOS[1].1.replace("[sex_by_diagnosis.HCM]", "[vendor.GE]\n[sex_by_diagnosis.HCM]");
         let err = Scenario::parse(&text, Path::new("s.toml"), pop).unwrap_err().to_string();
         assert!(err.contains("vendor.GE") && err.contains("[vendors]"), "{err}");
+    }
+
+    #[test]
+    fn centres_defaults_to_one_and_must_be_at_least_one() {
+        let pop = Population::default();
+        let s = Scenario::parse(BUILTIN_SCENARIOS[0].1, Path::new("s.toml"), pop.clone()).unwrap();
+        assert_eq!(s.centres, 1);
+        // Serialised without the key, so configs hashed from it are unchanged (cmr-pipeline's phantom stage).
+        let text = toml::to_string(&s).unwrap();
+        assert!(!text.contains("centres") && text.contains("vendors"), "{text}");
+        let text = format!("centres = 3\n{}", BUILTIN_SCENARIOS[0].1);
+        assert_eq!(Scenario::parse(&text, Path::new("s.toml"), pop.clone()).unwrap().centres, 3);
+        for bad in ["0", "-2"] {
+            let text = format!("centres = {bad}\n{}", BUILTIN_SCENARIOS[0].1);
+            let err = Scenario::parse(&text, Path::new("s.toml"), pop.clone()).unwrap_err().to_string();
+            assert!(err.contains("s.toml") && err.contains("`centres`") && err.contains("≥ 1"), "{err}");
+        }
+        let text = format!("centres = 2.5\n{}", BUILTIN_SCENARIOS[0].1);
+        let err = Scenario::parse(&text, Path::new("s.toml"), pop).unwrap_err().to_string();
+        assert!(err.contains("s.toml") && err.contains("centres"), "{err}");
     }
 
     #[test]

@@ -49,7 +49,8 @@ impl Vendor {
         }
     }
 
-    /// The phantom site (centre number, as M&Ms `Centre`) of this vendor: one site per vendor.
+    /// The phantom site (centre number, as M&Ms `Centre`) of this vendor's first centre; with the default
+    /// `centres = 1` of a scenario, the only site of the vendor. Equal to [`Vendor::centre_site`]`(0)`.
     pub fn site(self) -> &'static str {
         match self {
             Vendor::Siemens => "1",
@@ -57,6 +58,28 @@ impl Vendor {
             Vendor::Ge => "3",
             Vendor::Canon => "4",
         }
+    }
+
+    /// The site of this vendor's centre `centre` (0-based) when a scenario has several centres per vendor:
+    /// `site + 4·centre`, so the numbers of the four vendors interleave and never collide (Siemens 1, 5, 9, 13, …;
+    /// Philips 2, 6, 10, …; GE 3, 7, …; Canon 4, 8, …). Site ids stay bare integers because `cmr-io` reads the M&Ms
+    /// `Centre` column as text and names an all-digit value `mnms1-centre{N}`; ACDC's `Site` key is kept as written.
+    /// Centre 0 is [`Vendor::site`], so a scenario with one centre per vendor writes the same ids as before.
+    ///
+    /// ```
+    /// use cmr_phantom::Vendor;
+    /// assert_eq!(Vendor::Siemens.centre_site(0), "1");
+    /// assert_eq!(Vendor::Siemens.centre_site(3), "13");
+    /// assert_eq!(Vendor::Canon.centre_site(1), "8");
+    /// ```
+    pub fn centre_site(self, centre: usize) -> String {
+        let first = match self {
+            Vendor::Siemens => 1,
+            Vendor::Philips => 2,
+            Vendor::Ge => 3,
+            Vendor::Canon => 4,
+        };
+        (first + Vendor::ALL.len() * centre).to_string()
     }
 
     /// Acquisition and image profile.
@@ -305,6 +328,19 @@ fn cross(a: &[f64; 3], b: &[f64; 3]) -> [f64; 3] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn centre_sites_extend_the_vendor_site_without_collisions() {
+        let mut seen = std::collections::BTreeSet::new();
+        for v in Vendor::ALL {
+            assert_eq!(v.centre_site(0), v.site());
+            for c in 0..8 {
+                assert!(seen.insert(v.centre_site(c)), "{v} centre {c}");
+            }
+        }
+        let siemens: Vec<String> = (0..4).map(|c| Vendor::Siemens.centre_site(c)).collect();
+        assert_eq!(siemens, ["1", "5", "9", "13"]);
+    }
 
     #[test]
     fn affine_is_orthogonal_with_the_spacing_and_maps_the_lv_axis() {

@@ -9,6 +9,11 @@
 //!   labels only in the ED and ES frames).
 //!
 //! Both also get `phantom_subjects.csv` (the full ground truth, model volumes included) at the root.
+//!
+//! The subject's site (an integer, [`crate::Vendor::centre_site`]) is the M&Ms `Centre` cell, which `ingest` turns
+//! into `mnms1-centre{N}`. Real ACDC has no centre column (one centre, Dijon); the phantom writes the same integer as
+//! the extension key `Site` of `Info.cfg`, which `ingest` keeps as written, so both layouts give one site per
+//! (vendor, centre) and the same number of sites.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
