@@ -3,6 +3,7 @@
 //! and writes files and runs the loops.
 
 pub mod error;
+pub mod evaluation;
 pub mod models;
 pub mod pipeline;
 pub mod schedulers;

@@ -1,8 +1,9 @@
-//! `cmr-debias diffusion …`: train the base UNet and the mask ControlNet, generate synthetic subjects from a plan
-//! (crate `cmr-diffusion`).
+//! `cmr-debias diffusion …`: train the base UNet and the mask ControlNet, generate synthetic subjects from a plan,
+//! evaluate a trained model (crate `cmr-diffusion`).
 
 use std::path::PathBuf;
 
+use cmr_diffusion::evaluation::run::{self as evaluation, EvaluateConfig};
 use cmr_diffusion::pipeline::generate::{self, GenerateConfig};
 use cmr_diffusion::pipeline::train::{self, Stage, TrainConfig, TrainOptions};
 use cmr_nn::device::DeviceSpec;
@@ -18,6 +19,9 @@ pub enum Command {
     Train(TrainArgs),
     /// Generate one synthetic subject per row of a generation plan.
     Generate(GenerateArgs),
+    /// Evaluate a model on real train subjects: mask fidelity (Dice of an independent segmenter), Fréchet distance,
+    /// diversity, memorisation and attribute fidelity.
+    Evaluate(EvaluateArgs),
 }
 
 /// Options every diffusion command shares.
@@ -99,12 +103,50 @@ pub struct GenerateArgs {
     common: Common,
 }
 
+/// Arguments of `cmr-debias diffusion evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// Model folder with a ControlNet (from `diffusion train --stage controlnet`).
+    #[arg(long)]
+    model: PathBuf,
+    /// Cohort folder; its real train subjects are evaluated.
+    #[arg(long)]
+    cohort: PathBuf,
+    /// Folder to write evaluation.json and evaluation.md into.
+    #[arg(long)]
+    out: PathBuf,
+    /// Real train subjects to evaluate (at least 2, fewer than the cohort's train subjects).
+    #[arg(long, default_value_t = 16)]
+    subjects: usize,
+    /// Samples generated per subject (at least 2).
+    #[arg(long, default_value_t = 2)]
+    samples: usize,
+    /// DDIM steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Classifier-free guidance weight (1 = off).
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Slices denoised together.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Root seed: which subjects, every sample's noise, the attribute probes.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// The segmenter's ONNX file (fetch it with `scripts/fetch-assets.sh myopari`).
+    #[arg(long, default_value = "models/external/myopari/tiramisu_acdc_fp32.onnx")]
+    segmenter: PathBuf,
+    #[command(flatten)]
+    common: Common,
+}
+
 /// Runs the command.
 pub fn run(command: Command, progress: &Progress) -> anyhow::Result<()> {
     cmr_nn::ops::retain_freed_memory();
     match command {
         Command::Train(args) => train(args, progress),
         Command::Generate(args) => generate(args, progress),
+        Command::Evaluate(args) => evaluate(args, progress),
     }
 }
 
@@ -185,6 +227,36 @@ fn generate(args: GenerateArgs, progress: &Progress) -> anyhow::Result<()> {
             report.reused,
             report.out.display()
         );
+    }
+    Ok(())
+}
+
+fn evaluate(args: EvaluateArgs, progress: &Progress) -> anyhow::Result<()> {
+    let device = args.common.device.open()?;
+    let encoder = text_encoder(&args.common, &device)?;
+    let cfg = EvaluateConfig {
+        model: args.model,
+        cohort: args.cohort,
+        out: args.out,
+        subjects: args.subjects,
+        samples: args.samples,
+        steps: args.steps,
+        guidance: args.guidance,
+        batch: args.batch,
+        seed: args.seed,
+        segmenter: args.segmenter,
+        text_encoder: &encoder,
+        device,
+        force: args.common.force,
+    };
+    let bar = progress.bar("evaluate");
+    let report = evaluation::evaluate(&cfg, &progress::callback(&bar))?;
+    bar.finish_and_clear();
+    if args.common.json {
+        super::print_json(&report)?;
+    } else {
+        print!("{}", report.markdown());
+        println!("\nwritten to {}", cfg.out.display());
     }
     Ok(())
 }

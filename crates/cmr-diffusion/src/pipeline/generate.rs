@@ -31,8 +31,8 @@ use super::plan::{read_plan, PlanRow};
 use super::sample::{standard_normal, to_unit_range, Conditions, Sampler};
 use super::text::{PromptTable, UNCONDITIONAL};
 use crate::error::{DiffusionError, Result};
-use crate::models::TextContext;
-use crate::schedulers::SchedulerKind;
+use crate::models::{ControlNetModel, TextContext, UNet2dConditionModel};
+use crate::schedulers::{Scheduler, SchedulerKind};
 
 /// Everything a generation run needs.
 #[derive(Debug)]
@@ -75,20 +75,11 @@ pub struct GenerateReport {
 /// Generates every plan row; `progress(done, total)` after each subject.
 pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<GenerateReport> {
     // 1. check inputs
-    if cfg.steps == 0 || cfg.batch == 0 {
-        return Err(DiffusionError::option(if cfg.steps == 0 { "steps" } else { "batch" }, "must be at least 1"));
-    }
-    if !(cfg.guidance >= 1.0 && cfg.guidance.is_finite()) {
-        return Err(DiffusionError::option("guidance", format!("must be ≥ 1, got {}", cfg.guidance)));
-    }
+    check_sampling_options(cfg.steps, cfg.batch, cfg.guidance)?;
     if cfg.out.exists() && !cfg.force {
         return Err(cmr_core::CoreError::OutputExists { path: cfg.out.clone() }.into());
     }
-    let model = ModelDir::open(&cfg.model)?;
-    if !model.has_controlnet() {
-        let message = "holds no ControlNet; train one with `diffusion train --stage controlnet --base …`";
-        return Err(DiffusionError::input(&cfg.model, message));
-    }
+    let model = open_controlnet_model(&cfg.model)?;
     let plan = read_plan(&cfg.plan)?;
     let cohort = cmr_core::cohort::read(&cfg.cohort)?;
     let by_id: HashMap<&str, &CohortRow> = cohort.iter().map(|r| (r.subject_id.as_str(), r)).collect();
@@ -110,19 +101,8 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
     }
 
     // 2. networks, sampler, prompts
-    let (dtype, device) = (DType::F32, &cfg.device);
-    let unet = model.unet(dtype, device)?;
-    let controlnet = model.controlnet(dtype, device)?;
-    let mut scheduler_config = model.scheduler().clone();
-    scheduler_config.kind = SchedulerKind::Ddim;
-    let scheduler = scheduler_config.build(cfg.steps)?;
-    let sampler = Sampler {
-        unet: &unet,
-        controlnet: controlnet.as_ref(),
-        scheduler: scheduler.as_ref(),
-        guidance: cfg.guidance,
-        conditioning_scale: 1.0,
-    };
+    let networks = Networks::load(&model, cfg.steps, &cfg.device)?;
+    let sampler = networks.sampler(cfg.guidance);
     let table = PromptTable::build(cfg.text_encoder, plan.iter().map(|r| r.prompt.as_str()))?;
     let generator_sha256 = model.generator_sha256();
 
@@ -143,7 +123,15 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
             reused += 1;
         } else {
             let source_tensor = read_tensor(&cfg.cohort.join(&source.tensor_path))?;
-            let image = generate_subject(&sampler, &table, &source_tensor.mask, &plan_row.prompt, plan_row.seed, cfg)?;
+            let image = generate_subject(
+                &sampler,
+                &table,
+                &source_tensor.mask,
+                &plan_row.prompt,
+                plan_row.seed,
+                cfg.batch,
+                &cfg.device,
+            )?;
             let tensor = SubjectTensor {
                 image,
                 mask: source_tensor.mask,
@@ -174,32 +162,86 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
     Ok(GenerateReport { out: cfg.out.clone(), generated, reused, generator_sha256 })
 }
 
-/// All slices of one subject `[2, S, H, W]` in \[0, 1\], `cfg.batch` slices at a time, from the row's seed.
-fn generate_subject(
+/// Checks the options every sampling run shares: `steps` and `batch` at least 1, `guidance` finite and ≥ 1.
+pub fn check_sampling_options(steps: usize, batch: usize, guidance: f64) -> Result<()> {
+    if steps == 0 || batch == 0 {
+        return Err(DiffusionError::option(if steps == 0 { "steps" } else { "batch" }, "must be at least 1"));
+    }
+    if !(guidance >= 1.0 && guidance.is_finite()) {
+        return Err(DiffusionError::option("guidance", format!("must be ≥ 1, got {guidance}")));
+    }
+    Ok(())
+}
+
+/// Opens the model folder at `path`, which must hold a ControlNet (mask-conditioned generation).
+pub fn open_controlnet_model(path: &Path) -> Result<ModelDir> {
+    let model = ModelDir::open(path)?;
+    if !model.has_controlnet() {
+        let message = "holds no ControlNet; train one with `diffusion train --stage controlnet --base …`";
+        return Err(DiffusionError::input(path, message));
+    }
+    Ok(model)
+}
+
+/// The networks of a model folder and a DDIM schedule built from its training schedule, owned here so that a
+/// [`Sampler`] can borrow them.
+pub struct Networks {
+    unet: UNet2dConditionModel,
+    controlnet: Option<ControlNetModel>,
+    scheduler: Box<dyn Scheduler>,
+}
+
+impl Networks {
+    /// Builds the UNet and the ControlNet (when the folder has one) in f32 on `device`, and `steps` DDIM steps.
+    pub fn load(model: &ModelDir, steps: usize, device: &Device) -> Result<Self> {
+        let unet = model.unet(DType::F32, device)?;
+        let controlnet = model.controlnet(DType::F32, device)?;
+        let mut scheduler_config = model.scheduler().clone();
+        scheduler_config.kind = SchedulerKind::Ddim;
+        Ok(Self { unet, controlnet, scheduler: scheduler_config.build(steps)? })
+    }
+
+    /// A sampler with classifier-free guidance weight `guidance` and the ControlNet at full scale.
+    pub fn sampler(&self, guidance: f64) -> Sampler<'_> {
+        Sampler {
+            unet: &self.unet,
+            controlnet: self.controlnet.as_ref(),
+            scheduler: self.scheduler.as_ref(),
+            guidance,
+            conditioning_scale: 1.0,
+        }
+    }
+}
+
+/// All slices of one subject `[2, S, H, W]` in \[0, 1\], conditioned on `mask` `[2, S, H, W]` and `prompt` (which
+/// `table` must hold), `batch` slices denoised together on `device`. Deterministic given `seed`, which alone seeds
+/// the initial and the step noise.
+pub fn generate_subject(
     sampler: &Sampler,
     table: &PromptTable,
     mask: &Array4<u8>,
     prompt: &str,
     seed: u64,
-    cfg: &GenerateConfig,
+    batch: usize,
+    device: &Device,
 ) -> Result<Array4<f32>> {
     let (_, slices, h, w) = mask.dim();
     let mut rng = cmr_core::seed::rng(seed, &["diffusion", "generate"]);
     let mut image = Array4::<f32>::zeros((2, slices, h, w));
-    for first in (0..slices).step_by(cfg.batch) {
-        let n = cfg.batch.min(slices - first);
+    for first in (0..slices).step_by(batch) {
+        let n = batch.min(slices - first);
         // (n, 2, h, w) masks of slices first..first+n
         let chunk = mask.slice(s![.., first..first + n, .., ..]).permuted_axes([1, 0, 2, 3]);
         let labels: Vec<u8> = chunk.iter().copied().collect();
-        let condition = one_hot_condition(&labels, (n, h, w), &cfg.device)?;
-        let (states, token_mask) = table.gather(&vec![prompt; n], DType::F32, &cfg.device)?;
-        let (u_states, u_mask) = table.gather(&vec![UNCONDITIONAL; n], DType::F32, &cfg.device)?;
+        let condition = one_hot_condition(&labels, (n, h, w), device)?;
+        let (states, token_mask) = table.gather(&vec![prompt; n], DType::F32, device)?;
+        let (u_states, u_mask) = table.gather(&vec![UNCONDITIONAL; n], DType::F32, device)?;
         let conditions = Conditions {
             text: TextContext { states: &states, mask: Some(&token_mask) },
             unconditional: TextContext { states: &u_states, mask: Some(&u_mask) },
             condition: &condition,
         };
-        let noise = standard_normal(&Tensor::zeros((n, 2, h, w), DType::F32, &cfg.device)?, &mut rng)?;
+        let noise = standard_normal(&Tensor::zeros((n, 2, h, w), DType::F32, device)?, &mut rng)?;
         let x = to_unit_range(&sampler.sample(noise, &conditions, &mut rng)?)?;
         let values = x.to_device(&Device::Cpu)?.permute((1, 0, 2, 3))?.flatten_all()?.to_vec1::<f32>()?;
         let block = Array4::from_shape_vec((2, n, h, w), values).expect("shape of the sampled block");

@@ -370,7 +370,9 @@ pub fn run(cfg: &TrainConfig, progress: &dyn Fn(usize, usize, f64)) -> Result<Tr
         progress(step + 1, opts.steps, loss);
         if opts.preview_every > 0 && (step + 1) % opts.preview_every == 0 && step + 1 < opts.steps {
             let png = trainee.preview(&scheduler, (&slices, &table), device, opts.seed)?;
-            atomic::write_bytes(&resume_dir.join(PREVIEWS).join(format!("step-{}.png", step + 1)), &png)?;
+            let previews = resume_dir.join(PREVIEWS);
+            std::fs::create_dir_all(&previews).map_err(|e| cmr_core::CoreError::io(&previews, e))?;
+            atomic::write_bytes(&previews.join(format!("step-{}.png", step + 1)), &png)?;
         }
         if (step + 1) % opts.checkpoint_every == 0 && step + 1 < opts.steps {
             let saved = ResumeState { step: step + 1, losses: losses.clone(), ..state.clone() };

@@ -18,7 +18,7 @@ use ndarray::Array4;
 
 const SIZE: usize = 16;
 
-fn encoder() -> &'static SentenceEncoder {
+pub(crate) fn encoder() -> &'static SentenceEncoder {
     static ENCODER: OnceLock<SentenceEncoder> = OnceLock::new();
     ENCODER.get_or_init(|| {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external");
@@ -131,8 +131,8 @@ fn train_config<'a>(cohort: &Path, out: &Path, stage: Stage, base: Option<&Path>
     }
 }
 
-/// A base and a ControlNet model trained for a few steps on the tiny cohort in `dir`.
-fn trained_models(dir: &Path) -> (PathBuf, PathBuf) {
+/// A base and a ControlNet model trained for a few steps on the tiny cohort in `dir` (written to `dir/cohort`).
+pub(crate) fn trained_models(dir: &Path) -> (PathBuf, PathBuf) {
     cohort(&dir.join("cohort"));
     let (base, control) = (dir.join("base"), dir.join("control"));
     train::run(&train_config(&dir.join("cohort"), &base, Stage::Base, None, 3), &|_, _, _| {}).unwrap();

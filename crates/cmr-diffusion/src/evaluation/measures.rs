@@ -1,0 +1,298 @@
+//! The measures of `diffusion evaluate` ([`super::run`]), computed from the evaluated subjects, their generated
+//! samples and the segmenter's analyses: mask fidelity, Fréchet distance, diversity, memorisation and attribute
+//! fidelity. Every per-image measure is taken on the heart images only: the `(frame, slice)` images whose mask has
+//! a label 1–3 (the others carry no condition to check).
+
+use std::collections::BTreeMap;
+
+use cmr_core::CohortRow;
+use cmr_io::store::SubjectTensor;
+use ndarray::{s, Array4};
+
+use super::attribute_probe::{accuracy_ci, AttributeProbe};
+use super::dice::dice_all;
+use super::frechet::frechet_distance;
+use super::memorisation::NccIndex;
+use super::msssim::ms_ssim;
+use super::report::{Accuracy, AttributeFidelity, DiceGroup, DiversityReport, FrechetReport, MemorisationReport};
+use super::segmenter::Analysis;
+use crate::error::Result;
+
+/// NCC at or above which a generated image counts as a copy of a training image.
+pub(crate) const MEMORISATION_THRESHOLD: f64 = 0.95;
+/// Side of the average-pooled images the attribute probes read.
+pub(crate) const PROBE_GRID: usize = 16;
+/// Bootstrap resamples of the attribute accuracies.
+const BOOTSTRAP_RESAMPLES: usize = 1000;
+/// The probed attributes: the cohort columns the prompt is made of.
+const ATTRIBUTES: [&str; 4] = ["sex", "age_band", "bmi_class", "label"];
+/// The attributes the Dice numbers are also broken down by.
+const DICE_SUBGROUPS: [&str; 2] = ["sex", "bmi_class"];
+
+/// A real subject: its cohort row and tensor.
+pub(crate) struct Real<'r> {
+    pub row: &'r CohortRow,
+    pub tensor: SubjectTensor,
+}
+
+/// One 2D image of a subject tensor: `(frame, slice)`.
+pub(crate) type Plane = (usize, usize);
+
+/// Everything the measures are computed from. Subjects are indices into `train`; the `j`-th evaluated subject is
+/// `chosen[j]`, its samples `generated[j]`.
+pub(crate) struct Evaluation<'a, 'r> {
+    /// The real train subjects of the cohort.
+    pub train: &'a [Real<'r>],
+    /// The heart images of each train subject ([`heart_planes`]).
+    pub planes: &'a [Vec<Plane>],
+    /// The evaluated subjects.
+    pub chosen: &'a [usize],
+    /// The reference subjects of the Fréchet distance, as many as `chosen`.
+    pub reference: &'a [usize],
+    /// `[j][k]`: sample `k` of evaluated subject `j`, `[2, S, H, W]`.
+    pub generated: &'a [Vec<Array4<f32>>],
+    /// The segmenter on the heart images of `chosen` then `reference`, one vector per subject.
+    pub real_analysis: &'a [Vec<Analysis>],
+    /// `[j][k][p]`: the segmenter on heart image `p` of sample `k` of evaluated subject `j`.
+    pub generated_analysis: &'a [Vec<Vec<Analysis>>],
+}
+
+impl Evaluation<'_, '_> {
+    /// The subject whose mask the `j`-th evaluated subject's samples are compared with in the shuffled-mask
+    /// control: the next evaluated subject (a fixed derangement for two or more).
+    pub fn partner(&self, j: usize) -> usize {
+        self.chosen[(j + 1) % self.chosen.len()]
+    }
+
+    /// Dice of the segmenter's labels per subgroup: generated vs conditioning mask, real vs its mask, generated vs
+    /// the partner's mask. Subject tensors are cropped on the LV centroid, so the partner's mask differs in shape
+    /// and size, not in position.
+    pub fn mask_fidelity(&self) -> BTreeMap<String, DiceGroup> {
+        let mut dice: BTreeMap<String, DiceGroup> = BTreeMap::new();
+        for (j, &t) in self.chosen.iter().enumerate() {
+            let (mask, partner_mask) = (&self.train[t].tensor.mask, &self.train[self.partner(j)].tensor.mask);
+            let subgroups =
+                DICE_SUBGROUPS.iter().filter_map(|a| attribute(self.train[t].row, a).map(|v| format!("{a}={v}")));
+            for name in std::iter::once("overall".to_string()).chain(subgroups) {
+                let group = dice.entry(name).or_default();
+                group.subjects += 1;
+                for (p, &plane) in self.planes[t].iter().enumerate() {
+                    let truth = plane_of(mask, plane);
+                    group.real.add(dice_all(&self.real_analysis[j][p].mask, &truth));
+                    for sample in &self.generated_analysis[j] {
+                        group.generated.add(dice_all(&sample[p].mask, &truth));
+                        group.shuffled.add(dice_all(&sample[p].mask, &plane_of(partner_mask, plane)));
+                    }
+                }
+            }
+        }
+        dice
+    }
+
+    /// Fréchet distances to the reference subjects' features: of each sample index, and of the evaluated
+    /// subjects' real images.
+    pub fn frechet(&self) -> FrechetReport {
+        let features = |analyses: &mut dyn Iterator<Item = &Vec<Analysis>>| -> Vec<Vec<f32>> {
+            analyses.flat_map(|images| images.iter().map(|a| a.features.clone())).collect()
+        };
+        let (real_chosen, real_reference) = self.real_analysis.split_at(self.chosen.len());
+        let reference = features(&mut real_reference.iter());
+        let samples = self.generated.first().map_or(0, Vec::len);
+        let generated_per_sample: Vec<Option<f64>> = (0..samples)
+            .map(|k| frechet_distance(&features(&mut self.generated_analysis.iter().map(|s| &s[k])), &reference))
+            .collect();
+        FrechetReport {
+            reference_subjects: self.reference.iter().map(|&t| self.train[t].row.subject_id.clone()).collect(),
+            reference_images: reference.len(),
+            generated: mean(generated_per_sample.iter().copied().collect::<Option<Vec<f64>>>().unwrap_or_default()),
+            real: frechet_distance(&features(&mut real_chosen.iter()), &reference),
+            generated_per_sample,
+        }
+    }
+
+    /// Mean MS-SSIM of every pair of samples of one heart image, and of each heart image with the partner's real
+    /// image at the same `(frame, slice)`.
+    pub fn diversity(&self) -> DiversityReport {
+        let (mut generated, mut real) = (Vec::new(), Vec::new());
+        for (j, &t) in self.chosen.iter().enumerate() {
+            let (_, _, height, width) = self.train[t].tensor.image.dim();
+            for &plane in &self.planes[t] {
+                let images: Vec<Vec<f32>> = self.generated[j].iter().map(|g| plane_of(g, plane)).collect();
+                for a in 0..images.len() {
+                    for b in a + 1..images.len() {
+                        generated.push(ms_ssim(&images[a], &images[b], height, width));
+                    }
+                }
+                let (own, other) = (&self.train[t].tensor.image, &self.train[self.partner(j)].tensor.image);
+                real.push(ms_ssim(&plane_of(own, plane), &plane_of(other, plane), height, width));
+            }
+        }
+        DiversityReport {
+            generated_pairs: generated.len(),
+            generated: mean(generated),
+            real_pairs: real.len(),
+            real: mean(real),
+        }
+    }
+
+    /// Nearest real train heart image by NCC of every generated heart image, and of the `held_out` subjects' heart
+    /// images.
+    pub fn memorisation(&self, held_out: &[Real]) -> MemorisationReport {
+        let images_of =
+            |image: &Array4<f32>, planes: &[Plane]| planes.iter().map(|&p| plane_of(image, p)).collect::<Vec<_>>();
+        let references: Vec<Vec<f32>> =
+            self.train.iter().zip(self.planes).flat_map(|(s, p)| images_of(&s.tensor.image, p)).collect();
+        let reference_images = references.len();
+        let index = NccIndex::new(references);
+        let queries: Vec<Vec<f32>> = self
+            .chosen
+            .iter()
+            .zip(self.generated)
+            .flat_map(|(&t, samples)| samples.iter().flat_map(move |g| images_of(g, &self.planes[t])))
+            .collect();
+        let nearest = index.nearest_many(&queries);
+        let held_out: Vec<Vec<f32>> =
+            held_out.iter().flat_map(|s| images_of(&s.tensor.image, &heart_planes(&s.tensor.mask))).collect();
+        MemorisationReport {
+            threshold: MEMORISATION_THRESHOLD,
+            reference_images,
+            generated_rate: share_at_threshold(&nearest),
+            generated_mean_ncc: mean(nearest.iter().map(|&(_, ncc)| ncc).collect()).unwrap_or(0.0),
+            held_out_rate: (!held_out.is_empty()).then(|| share_at_threshold(&index.nearest_many(&held_out))),
+            held_out_images: held_out.len(),
+        }
+    }
+
+    /// One probe per attribute of [`ATTRIBUTES`] that has at least two classes among the train subjects not
+    /// evaluated and one of them in an evaluated subject.
+    pub fn attributes(&self, seed: u64) -> Result<BTreeMap<String, AttributeFidelity>> {
+        let mut attributes = BTreeMap::new();
+        for name in ATTRIBUTES {
+            if let Some(fidelity) = self.probe_attribute(name, seed)? {
+                attributes.insert(name.to_string(), fidelity);
+            }
+        }
+        Ok(attributes)
+    }
+
+    /// Fits the probe of attribute `name` on the slices of the train subjects not evaluated and scores it on the
+    /// evaluated subjects' generated samples (one prediction per sample, by majority over its slices) and real
+    /// images; `None` when it cannot be fit or scored.
+    fn probe_attribute(&self, name: &str, seed: u64) -> Result<Option<AttributeFidelity>> {
+        let others: Vec<usize> = (0..self.train.len()).filter(|t| !self.chosen.contains(t)).collect();
+        let mut classes: Vec<String> = others.iter().filter_map(|&t| attribute(self.train[t].row, name)).collect();
+        classes.sort();
+        classes.dedup();
+        let class_of = |t: usize| attribute(self.train[t].row, name).and_then(|v| classes.iter().position(|c| *c == v));
+        if classes.len() < 2 || self.chosen.iter().all(|&t| class_of(t).is_none()) {
+            return Ok(None);
+        }
+        let (mut features, mut labels) = (Vec::new(), Vec::new());
+        for &t in &others {
+            if let Some(class) = class_of(t) {
+                let rows = probe_features(&self.train[t].tensor.image, &self.train[t].tensor.mask);
+                labels.extend(std::iter::repeat_n(class, rows.len()));
+                features.extend(rows);
+            }
+        }
+        let probe =
+            AttributeProbe::fit(&features, &labels, classes.len(), cmr_core::seed::derive(seed, &["probe", name]))?;
+        let predict = |image: &Array4<f32>, mask: &Array4<u8>| -> Result<usize> {
+            Ok(majority(&probe.predict(&probe_features(image, mask))?, classes.len()))
+        };
+        let (mut generated, mut real) = ((vec![], vec![]), (vec![], vec![]));
+        for (j, &t) in self.chosen.iter().enumerate() {
+            let Some(class) = class_of(t) else { continue };
+            let subject = &self.train[t].tensor;
+            for image in &self.generated[j] {
+                generated.0.push(class);
+                generated.1.push(predict(image, &subject.mask)?);
+            }
+            real.0.push(class);
+            real.1.push(predict(&subject.image, &subject.mask)?);
+        }
+        let score = |(truth, predicted): (Vec<usize>, Vec<usize>), set: &str| {
+            let seed = cmr_core::seed::derive(seed, &["probe", name, set]);
+            let (accuracy, lo, hi) = accuracy_ci(&truth, &predicted, BOOTSTRAP_RESAMPLES, seed);
+            let most = (0..classes.len()).map(|c| truth.iter().filter(|&&x| x == c).count()).max().unwrap_or(0);
+            Accuracy { accuracy, lo, hi, n: truth.len(), chance: most as f64 / truth.len() as f64 }
+        };
+        Ok(Some(AttributeFidelity {
+            train_slices: features.len(),
+            generated: score(generated, "generated"),
+            real: score(real, "real"),
+            classes,
+        }))
+    }
+}
+
+/// The `(frame, slice)` images whose mask has a heart label.
+pub(crate) fn heart_planes(mask: &Array4<u8>) -> Vec<Plane> {
+    let (frames, slices, _, _) = mask.dim();
+    (0..frames)
+        .flat_map(|f| (0..slices).map(move |s| (f, s)))
+        .filter(|&(f, s)| mask.slice(s![f, s, .., ..]).iter().any(|&l| l > 0))
+        .collect()
+}
+
+/// One `height × width` image of a `[2, S, H, W]` tensor, row-major.
+pub(crate) fn plane_of<T: Copy>(tensor: &Array4<T>, (frame, slice): Plane) -> Vec<T> {
+    tensor.slice(s![frame, slice, .., ..]).iter().copied().collect()
+}
+
+/// The value of a probed or subgroup attribute of `row`, as text; `None` when not recorded.
+fn attribute(row: &CohortRow, name: &str) -> Option<String> {
+    match name {
+        "sex" => row.sex.map(|s| s.code().to_string()),
+        "age_band" => row.age_band.clone(),
+        "bmi_class" => row.bmi_class.clone(),
+        "label" => Some(row.label.to_string()),
+        _ => unreachable!("attribute {name} is not one of ATTRIBUTES"),
+    }
+}
+
+/// One probe input per slice with a heart label in either frame: the ED and the ES image, each average-pooled to
+/// [`PROBE_GRID`] × [`PROBE_GRID`] (a pixel goes to cell `⌊r · 16 / H⌋, ⌊c · 16 / W⌋`), concatenated.
+fn probe_features(image: &Array4<f32>, mask: &Array4<u8>) -> Vec<Vec<f32>> {
+    let (frames, slices, height, width) = image.dim();
+    (0..slices)
+        .filter(|&s| mask.slice(s![.., s, .., ..]).iter().any(|&l| l > 0))
+        .map(|s| {
+            let mut row = Vec::with_capacity(frames * PROBE_GRID * PROBE_GRID);
+            for f in 0..frames {
+                let (mut sums, mut counts) = ([0f32; PROBE_GRID * PROBE_GRID], [0u32; PROBE_GRID * PROBE_GRID]);
+                for ((r, c), &v) in image.slice(s![f, s, .., ..]).indexed_iter() {
+                    let cell = (r * PROBE_GRID / height) * PROBE_GRID + c * PROBE_GRID / width;
+                    sums[cell] += v;
+                    counts[cell] += 1;
+                }
+                row.extend(sums.iter().zip(&counts).map(|(&sum, &n)| sum / n as f32));
+            }
+            row
+        })
+        .collect()
+}
+
+/// The most frequent of `predictions` (each below `classes`), the lowest class on ties.
+fn majority(predictions: &[usize], classes: usize) -> usize {
+    let mut counts = vec![0usize; classes];
+    for &p in predictions {
+        counts[p] += 1;
+    }
+    (0..classes).rev().max_by_key(|&c| counts[c]).unwrap_or(0)
+}
+
+/// The share of nearest-neighbour matches at or above [`MEMORISATION_THRESHOLD`]; 0 for none.
+fn share_at_threshold(nearest: &[(usize, f64)]) -> f64 {
+    let hits = nearest.iter().filter(|&&(_, ncc)| ncc >= MEMORISATION_THRESHOLD).count();
+    if nearest.is_empty() {
+        0.0
+    } else {
+        hits as f64 / nearest.len() as f64
+    }
+}
+
+/// The mean; `None` for no values.
+fn mean(values: Vec<f64>) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}

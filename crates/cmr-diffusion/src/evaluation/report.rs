@@ -1,0 +1,260 @@
+//! What `diffusion evaluate` finds ([`super::run::evaluate`]), as `evaluation.json` (this module's types, serialised)
+//! and `evaluation.md` (the same numbers as tables for people). Neither holds a path of the run's own output or a
+//! time, so the same inputs give byte-identical files.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use super::dice::{DiceMean, DiceMeans, Structure};
+use super::segmenter::Geometry;
+
+/// The whole evaluation.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationReport {
+    /// The model folder evaluated.
+    pub model: PathBuf,
+    /// sha256 naming the generator ([`crate::pipeline::model_dir::ModelDir::generator_sha256`]).
+    pub generator_sha256: String,
+    /// The cohort the subjects come from.
+    pub cohort: PathBuf,
+    /// The segmenter's ONNX file.
+    pub segmenter: PathBuf,
+    /// Where the segmenter puts an image in its input ([`Geometry::for_images`]).
+    pub segmenter_geometry: Geometry,
+    /// Options of the run.
+    pub options: EvaluationOptions,
+    /// The evaluated subjects, in the order the seed chose them.
+    pub subjects: Vec<EvaluatedSubject>,
+    /// Real 2D images (one frame of one slice) of the evaluated subjects whose mask has a heart label: the images
+    /// every per-image number is computed on. Each sample of a subject has as many generated images.
+    pub heart_images: usize,
+    /// Mask fidelity per subgroup (`overall`, `sex=F`, `bmi_class=normal`, …).
+    pub dice: BTreeMap<String, DiceGroup>,
+    /// Fréchet distance on segmenter features.
+    pub frechet: FrechetReport,
+    /// MS-SSIM between samples of one slice, and between real slices.
+    pub diversity: DiversityReport,
+    /// Nearest real train image by normalised cross-correlation.
+    pub memorisation: MemorisationReport,
+    /// Attribute probes, by attribute (`sex`, `age_band`, `bmi_class`, `label`); attributes with fewer than two
+    /// classes among the probe's training subjects are left out.
+    pub attributes: BTreeMap<String, AttributeFidelity>,
+}
+
+/// The options of an evaluation (the config, less paths and the device).
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluationOptions {
+    /// Real train subjects evaluated.
+    pub subjects: usize,
+    /// Samples generated per subject.
+    pub samples: usize,
+    /// DDIM steps.
+    pub steps: usize,
+    /// Classifier-free guidance weight.
+    pub guidance: f64,
+    /// Root seed.
+    pub seed: u64,
+}
+
+/// One evaluated subject.
+#[derive(Debug, Clone, Serialize)]
+pub struct EvaluatedSubject {
+    /// Its id.
+    pub subject_id: String,
+    /// The subject whose mask its generated images are compared with in the shuffled-mask control.
+    pub shuffled_partner: String,
+    /// Its prompt, the condition of its samples.
+    pub prompt: String,
+}
+
+/// Dice of one subgroup of subjects.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DiceGroup {
+    /// Subjects in the group.
+    pub subjects: usize,
+    /// Segmenter on the generated images vs their conditioning mask.
+    pub generated: DiceMeans,
+    /// Segmenter on the real images vs their own mask: what the segmenter achieves on real data.
+    pub real: DiceMeans,
+    /// Segmenter on the generated images vs another subject's mask (the control: must be far below `generated`).
+    pub shuffled: DiceMeans,
+}
+
+/// Fréchet distances (the squared form, as FID) between Gaussians fitted to segmenter features. The reference is
+/// the heart images of as many other real train subjects as are evaluated (chosen by the seed alike); one sample of
+/// the generated subjects and the evaluated subjects' real images are two sets of one size and one geometry, so
+/// the two distances have the same estimator bias and differ by realism alone.
+#[derive(Debug, Clone, Serialize)]
+pub struct FrechetReport {
+    /// The reference subjects.
+    pub reference_subjects: Vec<String>,
+    /// Images in the reference set.
+    pub reference_images: usize,
+    /// Mean over samples of the distance between one sample of every evaluated subject and the reference.
+    pub generated: Option<f64>,
+    /// The distance of each sample index.
+    pub generated_per_sample: Vec<Option<f64>>,
+    /// The real images of the evaluated subjects vs the reference: the floor `generated` is to be compared with.
+    pub real: Option<f64>,
+}
+
+/// Mean MS-SSIM ([`super::msssim::ms_ssim`]): high means alike.
+#[derive(Debug, Clone, Serialize)]
+pub struct DiversityReport {
+    /// Between the samples of one subject's slice (same mask, same prompt, other seeds), over all pairs.
+    pub generated: Option<f64>,
+    /// Pairs of samples averaged.
+    pub generated_pairs: usize,
+    /// Between the real images of a subject and of its shuffled partner at the same slice and frame.
+    pub real: Option<f64>,
+    /// Real pairs averaged.
+    pub real_pairs: usize,
+}
+
+/// Memorisation: how close generated images come to a real train image.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemorisationReport {
+    /// NCC at or above which an image counts as a copy.
+    pub threshold: f64,
+    /// Real train heart images searched.
+    pub reference_images: usize,
+    /// Fraction of generated heart images whose nearest real train image reaches the threshold.
+    pub generated_rate: f64,
+    /// Mean NCC of generated images with their nearest real train image.
+    pub generated_mean_ncc: f64,
+    /// The same rate for the heart images of the val and test subjects, which the generator never saw: how often
+    /// the threshold is reached between different real subjects. `None` without val or test subjects.
+    pub held_out_rate: Option<f64>,
+    /// Held-out images searched.
+    pub held_out_images: usize,
+}
+
+/// One attribute probe.
+#[derive(Debug, Clone, Serialize)]
+pub struct AttributeFidelity {
+    /// The classes, in the probe's order.
+    pub classes: Vec<String>,
+    /// Slices the probe was fit on (real train subjects not evaluated).
+    pub train_slices: usize,
+    /// Prediction on the generated subjects (one per sample, by majority over its slices) vs the prompted value.
+    pub generated: Accuracy,
+    /// Prediction on the real images of the evaluated subjects (held out from the probe) vs their recorded value.
+    pub real: Accuracy,
+}
+
+/// An accuracy with its bootstrap interval.
+#[derive(Debug, Clone, Serialize)]
+pub struct Accuracy {
+    /// Fraction predicted right.
+    pub accuracy: f64,
+    /// 2.5th percentile of the bootstrap replicates.
+    pub lo: f64,
+    /// 97.5th percentile.
+    pub hi: f64,
+    /// Predictions scored.
+    pub n: usize,
+    /// Share of the most common true class: the accuracy of always guessing it.
+    pub chance: f64,
+}
+
+impl EvaluationReport {
+    /// The report as Markdown.
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let o = &self.options;
+        let _ = writeln!(md, "# Diffusion evaluation\n");
+        let _ = writeln!(
+            md,
+            "Model `{}` (generator {}), cohort `{}`: {} real train subjects × {} samples, {} DDIM steps, guidance {}, \
+             seed {}. Segmenter `{}`, images resized to {} px on a {}-px canvas. {} heart images per sample.\n",
+            self.model.display(),
+            &self.generator_sha256[..12.min(self.generator_sha256.len())],
+            self.cohort.display(),
+            o.subjects,
+            o.samples,
+            o.steps,
+            o.guidance,
+            o.seed,
+            self.segmenter.display(),
+            self.segmenter_geometry.content,
+            self.segmenter_geometry.canvas,
+            self.heart_images
+        );
+
+        let _ = writeln!(md, "## Mask fidelity (Dice of the segmenter's labels)\n");
+        let _ = writeln!(
+            md,
+            "Per 2D image with a heart in its mask; a structure absent from both label maps is not counted. \
+             *generated*: vs the conditioning mask; *real*: the segmenter on the real image; *shuffled*: vs another \
+             subject's mask.\n"
+        );
+        let _ = write!(md, "| group | subjects |");
+        for s in Structure::ALL {
+            let _ = write!(md, " {0} generated | {0} real | {0} shuffled |", s.name());
+        }
+        let _ = writeln!(md, "\n|---|---:|{}", "---:|".repeat(3 * Structure::ALL.len()));
+        for (name, group) in &self.dice {
+            let _ = write!(md, "| {name} | {} |", group.subjects);
+            for s in Structure::ALL {
+                for means in [&group.generated, &group.real, &group.shuffled] {
+                    let _ = write!(md, " {} |", dice_cell(means.get(s)));
+                }
+            }
+            md.push('\n');
+        }
+
+        let f = &self.frechet;
+        let _ = writeln!(md, "\n## Fréchet distance (segmenter bottleneck features)\n");
+        let _ = writeln!(
+            md,
+            "Reference: {} heart images of {} other real train subjects.\n",
+            f.reference_images,
+            f.reference_subjects.len()
+        );
+        let _ = writeln!(md, "| compared set | distance |\n|---|---:|");
+        let _ = writeln!(md, "| generated (mean over samples) | {} |", number(f.generated));
+        let _ = writeln!(md, "| real images of the same subjects | {} |", number(f.real));
+
+        let d = &self.diversity;
+        let _ = writeln!(md, "\n## Diversity (mean MS-SSIM, lower is more diverse)\n");
+        let _ = writeln!(md, "| pairs | MS-SSIM | n |\n|---|---:|---:|");
+        let _ = writeln!(md, "| samples of one slice | {} | {} |", number(d.generated), d.generated_pairs);
+        let _ = writeln!(md, "| real slices of two subjects | {} | {} |", number(d.real), d.real_pairs);
+
+        let m = &self.memorisation;
+        let _ = writeln!(md, "\n## Memorisation (nearest real train image by NCC)\n");
+        let _ = writeln!(md, "| images | share with NCC ≥ {} | mean nearest NCC |\n|---|---:|---:|", m.threshold);
+        let _ = writeln!(md, "| generated | {:.3} | {:.3} |", m.generated_rate, m.generated_mean_ncc);
+        let _ = writeln!(md, "| real val/test ({}) | {} | |", m.held_out_images, number(m.held_out_rate));
+
+        let _ = writeln!(md, "\n## Attribute fidelity (linear probes on 16×16-pooled ED + ES slices)\n");
+        let _ = writeln!(md, "| attribute | classes | generated accuracy (95% CI) | real accuracy (95% CI) | chance |");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|");
+        for (name, a) in &self.attributes {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {} | {:.3} |",
+                a.classes.join(", "),
+                accuracy_cell(&a.generated),
+                accuracy_cell(&a.real),
+                a.generated.chance
+            );
+        }
+        md
+    }
+}
+
+fn dice_cell(d: DiceMean) -> String {
+    d.mean.map_or_else(|| "–".into(), |m| format!("{m:.3}"))
+}
+
+fn number(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".into(), |v| format!("{v:.3}"))
+}
+
+fn accuracy_cell(a: &Accuracy) -> String {
+    format!("{:.3} ({:.3}–{:.3}), n = {}", a.accuracy, a.lo, a.hi, a.n)
+}

@@ -1,0 +1,126 @@
+//! `diffusion evaluate` end to end (issue 6, item 7) on the tiny 16-pixel cohort and models of `pipeline.rs`: the
+//! report has every section with the right counts, Dice values in [0, 1], the shuffled-mask control, and the same
+//! inputs give byte-identical files; bad options and an existing output are refused before any work.
+
+use std::path::Path;
+
+use candle_core::Device;
+use cmr_diffusion::evaluation::dice::Structure;
+use cmr_diffusion::evaluation::run::{evaluate, EvaluateConfig};
+
+use crate::eval_segmenter::segmenter_path;
+use crate::pipeline::{encoder, trained_models};
+
+fn config<'a>(model: &Path, cohort: &Path, out: &Path) -> EvaluateConfig<'a> {
+    EvaluateConfig {
+        model: model.into(),
+        cohort: cohort.into(),
+        out: out.into(),
+        subjects: 2,
+        samples: 2,
+        steps: 2,
+        guidance: 2.0,
+        batch: 2,
+        seed: 4,
+        segmenter: segmenter_path(),
+        text_encoder: encoder(),
+        device: Device::Cpu,
+        force: false,
+    }
+}
+
+#[test]
+fn evaluation_reports_every_measure_and_is_deterministic() {
+    // Prepare: 4 train subjects (F, M, F, M; 2 slices × ED/ES, every image with a heart) and 1 val subject.
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, control) = trained_models(tmp.path());
+    let cohort = tmp.path().join("cohort");
+    let (a, b) = (tmp.path().join("eval-a"), tmp.path().join("eval-b"));
+
+    // Execute.
+    let report = evaluate(&config(&control, &cohort, &a), &|_, _| {}).unwrap();
+
+    // Assert: two subjects (one per sex), each the other's shuffled partner; 4 heart images each.
+    assert_eq!(report.subjects.len(), 2);
+    let ids: Vec<&str> = report.subjects.iter().map(|s| s.subject_id.as_str()).collect();
+    assert_eq!(report.subjects[0].shuffled_partner, ids[1]);
+    assert_eq!(report.subjects[1].shuffled_partner, ids[0]);
+    assert_eq!(report.heart_images, 8);
+    let groups: Vec<&str> = report.dice.keys().map(String::as_str).collect();
+    assert_eq!(groups, ["bmi_class=normal", "overall", "sex=F", "sex=M"]);
+    let overall = &report.dice["overall"];
+    assert_eq!(overall.subjects, 2);
+    // Every image's mask has an LV: its Dice is always defined — 8 real images, 2 samples × 8 generated ones.
+    assert_eq!(overall.real.get(Structure::Lv).n, 8);
+    assert_eq!(overall.generated.get(Structure::Lv).n, 16);
+    assert_eq!(overall.shuffled.get(Structure::Lv).n, 16, "the shuffled-mask control");
+    for group in report.dice.values() {
+        for means in [&group.real, &group.generated, &group.shuffled] {
+            for s in Structure::ALL {
+                assert!(means.get(s).mean.is_none_or(|d| (0.0..=1.0).contains(&d)), "{s:?}: {:?}", means.get(s));
+            }
+        }
+    }
+    assert_eq!(report.dice["sex=F"].subjects, 1);
+    // Fréchet: 2 reference subjects × 4 images; one distance per sample.
+    assert_eq!(report.frechet.reference_subjects.len(), 2);
+    assert!(report.frechet.reference_subjects.iter().all(|r| !ids.contains(&r.as_str())));
+    assert_eq!(report.frechet.reference_images, 8);
+    assert_eq!(report.frechet.generated_per_sample.len(), 2);
+    assert!(report.frechet.generated.is_some_and(|d| d >= 0.0) && report.frechet.real.is_some_and(|d| d >= 0.0));
+    // Diversity: 1 pair of samples per image; 1 real pair per image.
+    assert_eq!((report.diversity.generated_pairs, report.diversity.real_pairs), (8, 8));
+    // Memorisation: 4 train subjects × 4 images searched; the val subject's 4 images as the held-out baseline.
+    assert_eq!((report.memorisation.reference_images, report.memorisation.held_out_images), (16, 4));
+    assert!((0.0..=1.0).contains(&report.memorisation.generated_rate));
+    // Probes: only sex varies in the cohort; one prediction per sample, and per real subject.
+    assert_eq!(report.attributes.keys().collect::<Vec<_>>(), ["sex"]);
+    let sex = &report.attributes["sex"];
+    assert_eq!(sex.classes, ["F", "M"]);
+    assert_eq!((sex.generated.n, sex.real.n, sex.train_slices), (4, 2, 4));
+    assert!(sex.generated.lo <= sex.generated.accuracy && sex.generated.accuracy <= sex.generated.hi);
+
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("evaluation.json")).unwrap()).unwrap();
+    assert_eq!(json, serde_json::to_value(&report).unwrap());
+    let md = std::fs::read_to_string(a.join("evaluation.md")).unwrap();
+    assert!(md.contains("| overall | 2 |") && md.contains("## Fréchet distance"), "{md}");
+    assert_eq!(file_names(&a), ["evaluation.json", "evaluation.md"]);
+
+    // The same inputs give byte-identical files.
+    evaluate(&config(&control, &cohort, &b), &|_, _| {}).unwrap();
+    for file in ["evaluation.json", "evaluation.md"] {
+        assert_eq!(std::fs::read(a.join(file)).unwrap(), std::fs::read(b.join(file)).unwrap(), "{file}");
+    }
+}
+
+/// Files directly in `dir`, sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn bad_options_and_an_existing_output_are_refused_before_any_work() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (base, control) = trained_models(tmp.path());
+    let cohort = tmp.path().join("cohort");
+    let out = tmp.path().join("eval");
+    let fails = |cfg: EvaluateConfig| evaluate(&cfg, &|_, _| panic!("no work")).unwrap_err().to_string();
+
+    let message = fails(EvaluateConfig { subjects: 3, ..config(&control, &cohort, &out) });
+    assert!(message.contains("subjects") && message.contains("4 real train subjects"), "{message}");
+    let message = fails(EvaluateConfig { samples: 1, ..config(&control, &cohort, &out) });
+    assert!(message.contains("samples"), "{message}");
+    let message = fails(config(&base, &cohort, &out));
+    assert!(message.contains("ControlNet"), "{message}");
+    let message =
+        fails(EvaluateConfig { segmenter: tmp.path().join("nowhere.onnx"), ..config(&control, &cohort, &out) });
+    assert!(message.contains("nowhere.onnx"), "{message}");
+    assert!(!out.exists(), "nothing written");
+
+    std::fs::create_dir(&out).unwrap();
+    let message = fails(config(&control, &cohort, &out));
+    assert!(message.contains("eval"), "{message}");
+}
