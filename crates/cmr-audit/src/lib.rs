@@ -10,7 +10,7 @@
 //! - [`bootstrap`] — resampling within groups and percentile intervals (`cmr_core::bootstrap`, re-exported);
 //! - [`disparity`] — differences, ratios and the named fairness metrics;
 //! - [`audit`] — the evaluation of every group and grouping; [`compare`] — the paired comparison;
-//! - [`report`] — the output files; [`stage`] — [`run`], the library entry of `cmr-debias audit`.
+//! - [`report`] — the output files, opened by [`examples`] of synthetic subjects when given; [`stage`] — [`run`], the library entry of `cmr-debias audit`.
 //!
 //! ```no_run
 //! let mut cfg = cmr_audit::AuditConfig::new("predictions.csv", "runs/audit");
@@ -26,6 +26,7 @@ pub mod audit;
 pub mod compare;
 pub mod disparity;
 pub mod error;
+pub mod examples;
 pub mod groups;
 pub mod input;
 pub mod keyed;

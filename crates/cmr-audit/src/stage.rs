@@ -46,6 +46,9 @@ pub struct AuditConfig {
     pub confidence: f64,
     /// Groups with fewer subjects are flagged `small` (and kept); default 20.
     pub min_group_size: usize,
+    /// Synthetic folder (`diffusion generate`'s output) whose previews and prompts open the HTML report; `None`:
+    /// no examples.
+    pub examples: Option<PathBuf>,
     /// Replace an existing output folder. Default false.
     #[serde(skip)]
     pub force: bool,
@@ -66,6 +69,7 @@ impl AuditConfig {
             seed: 0,
             confidence: 0.95,
             min_group_size: 20,
+            examples: None,
             force: false,
         }
     }
@@ -140,7 +144,11 @@ pub fn run(cfg: &AuditConfig) -> Result<Report> {
     // 4. audit
     let data = Data { y_true: predictions.y_true.clone(), models };
     let evaluation = audit::evaluate(&data, &groupings, &cfg.settings());
-    let report = Report::new(cfg, inputs, predictions.len(), evaluation);
+    let examples = cfg.examples.as_deref().map(crate::examples::read).transpose()?.unwrap_or_default();
+    if let Some(dir) = &cfg.examples {
+        inputs.push(InputFile::read("examples", &dir.join(COHORT_PARQUET))?);
+    }
+    let report = Report::new(cfg, inputs, predictions.len(), evaluation, examples);
     // 5. write
     report.write(out.path())?;
     out.commit()?;

@@ -1,4 +1,6 @@
-//! `report.html`: one self-contained page — inline CSS and SVG, no scripts, no external assets — with per-group
+//! `report.html`: one self-contained page — inline CSS, SVG and PNG, no scripts, no external assets. When comparing
+//! it opens with the answer (overall and worst-group balanced accuracy before and after) and, when given, example
+//! synthetic subjects; then per-group
 //! bars and interval whiskers for balanced accuracy, sensitivity and specificity, a before/after dumbbell chart when
 //! comparing, a table of disparities with small-group flags, and every metric in collapsible tables.
 
@@ -8,9 +10,10 @@ use crate::audit::{GroupReport, GroupingReport, ModelAudit};
 use crate::bootstrap::Estimate;
 use crate::compare::Comparison;
 use crate::disparity::Stat;
+use crate::examples::Example;
 use crate::metrics::Metric;
 use crate::report::svg::{self, escape, BarGroup, Dumbbell, Point};
-use crate::report::text::{change, estimate, number, p_value, percent};
+use crate::report::text::{change, estimate, p_value, percent};
 use crate::report::Report;
 
 /// The metrics drawn as bars.
@@ -36,6 +39,8 @@ tr.small td { background: #fff6e0; } .flag { color: #b35900; font-weight: bold; 
 .improved { color: #007a4d; font-weight: bold; } .worsened { color: #b00020; font-weight: bold; }
 svg { display: block; margin: 8px 0; } .charts { display: flex; flex-wrap: wrap; gap: 8px 32px; align-items: flex-start; } svg .title { font-size: 13px; font-weight: bold; }
 svg .tick, svg .label, svg .na { font-size: 11px; fill: #333; } svg .grid { stroke: #e3e3e3; }
+.gallery { display: flex; flex-wrap: wrap; gap: 16px; } figure { margin: 0; max-width: 520px; }
+figure img { max-width: 100%; image-rendering: pixelated; border: 1px solid #ccd; } figcaption { font-size: 0.85em; color: #444; }
 svg .whisker { stroke: #222; stroke-width: 1.2; fill: none; } svg .stem { stroke: #666; stroke-width: 2; }
 ";
 
@@ -59,10 +64,13 @@ pub(super) fn render(report: &Report) -> String {
         cfg.seed,
         cfg.min_group_size
     );
-    overall_cards(&mut h, &report.models);
     if let Some(c) = &report.comparison {
-        headline(&mut h, c);
+        answer(&mut h, &report.models, c);
     }
+    if !report.examples.is_empty() {
+        examples(&mut h, &report.examples);
+    }
+    overall_cards(&mut h, &report.models);
     disparity_table(&mut h, &report.models);
     for g in 0..report.models[0].groupings.len() {
         grouping_section(&mut h, &report.models, g, report.comparison.as_ref());
@@ -97,40 +105,79 @@ fn overall_cards(h: &mut String, models: &[ModelAudit]) {
     h.push_str("</div>");
 }
 
-fn headline(h: &mut String, c: &Comparison) {
+/// The answer the report exists for, first: overall balanced accuracy and each attribute's worst group (the
+/// baseline's) before and after, each with its interval, and the paired change with its verdict.
+fn answer(h: &mut String, models: &[ModelAudit], c: &Comparison) {
     let hl = &c.headline;
+    let (before, after) = (escape(&c.baseline), escape(&c.candidate));
+    let _ = write!(
+        h,
+        "<h2>Did {after} close the subgroup gap?</h2><table class=\"answer\"><tr><th></th><th>group</th>\
+         <th>{before}</th><th>{after}</th><th>change</th><th>verdict</th><th>McNemar p</th></tr>"
+    );
+    let ba = |r: &GroupReport| escape(&estimate(r.metrics.get(Metric::BalancedAccuracy)));
     let s = &hl.overall_balanced_accuracy;
-    let _ = write!(h, "<h2>Before and after: {} → {}</h2><ul>", escape(&c.baseline), escape(&c.candidate));
     let (class, held) = if hl.overall_held { ("improved", "held") } else { ("worsened", "did not hold") };
     let _ = write!(
         h,
-        "<li>Overall balanced accuracy {} → {}, change {}: <span class=\"{class}\">overall performance {held}</span>.</li>",
-        number(s.baseline),
-        number(s.candidate),
-        escape(&change(&s.change))
+        "<tr><td>overall balanced accuracy</td><td>all (n={})</td><td>{}</td><td>{}</td><td>{}</td>\
+         <td class=\"{class}\">overall performance {held}</td><td>p {}</td></tr>",
+        models[0].overall.n,
+        ba(&models[0].overall),
+        ba(&models[1].overall),
+        escape(&change(&s.change)),
+        p_value(c.overall.mcnemar.p_value),
     );
-    let _ = write!(
-        h,
-        "<li>The worst group improved for {} of {} attributes and worsened for {}.</li>",
-        hl.worst_groups_improved, hl.worst_groups_compared, hl.worst_groups_worsened
-    );
-    for grouping in &c.groupings {
+    for (g, grouping) in c.groupings.iter().enumerate() {
         let Some(w) = &grouping.worst_group else { continue };
+        let report = |m: usize| models[m].groupings[g].groups.iter().find(|r| r.group == w.group);
+        let (Some(b), Some(a)) = (report(0), report(1)) else { continue };
         let _ = write!(
             h,
-            "<li>By {}: worst group {}{} {} → {}, change {}: <span class=\"{}\">{}</span> (McNemar p {}).</li>",
+            "<tr><td>worst group by {}</td><td>{}{} (n={})</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td class=\"{}\">{}</td><td>p {}</td></tr>",
             escape(&grouping.attribute),
             escape(&w.group),
             flag(w.small),
-            number(w.shift.baseline),
-            number(w.shift.candidate),
+            b.n,
+            ba(b),
+            ba(a),
             escape(&change(&w.shift.change)),
             w.shift.verdict.words().replace(' ', "-"),
             w.shift.verdict.words(),
-            p_value(grouping.groups.iter().find(|g| g.group == w.group).map_or(1.0, |g| g.mcnemar.p_value))
+            p_value(grouping.groups.iter().find(|g| g.group == w.group).map_or(1.0, |g| g.mcnemar.p_value)),
         );
     }
-    h.push_str("</ul>");
+    let _ = write!(
+        h,
+        "</table><p>The baseline's worst group improved for {} of {} attributes and worsened for {}. Intervals are \
+         percentile bootstrap intervals; a change is called improved or worsened only when its paired interval \
+         excludes 0.</p>",
+        hl.worst_groups_improved, hl.worst_groups_compared, hl.worst_groups_worsened
+    );
+}
+
+/// The example synthetic subjects: ED (top row) and ES previews with the conditioning mask's outlines, captioned
+/// with their prompts.
+fn examples(h: &mut String, examples: &[Example]) {
+    use base64::Engine as _;
+    h.push_str(
+        "<h2>Examples of the synthetic subjects</h2><p class=\"meta\">Generated images, ED above ES, slices base → \
+         apex, with the outlines of the mask that conditioned them (from the named real train subject).</p>\
+         <div class=\"gallery\">",
+    );
+    for e in examples {
+        let _ = write!(
+            h,
+            "<figure><img alt=\"{0}\" src=\"data:image/png;base64,{1}\"><figcaption><b>{2}</b><br>{0}<br>mask of {3}\
+             </figcaption></figure>",
+            escape(&e.prompt),
+            base64::engine::general_purpose::STANDARD.encode(&e.png),
+            escape(&e.subject_id),
+            escape(e.parent_subject.as_deref().unwrap_or("n/a")),
+        );
+    }
+    h.push_str("</div>");
 }
 
 fn disparity_table(h: &mut String, models: &[ModelAudit]) {

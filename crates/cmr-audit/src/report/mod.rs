@@ -15,6 +15,7 @@ use cmr_core::manifest::Manifest;
 use crate::audit::{Evaluation, ModelAudit};
 use crate::compare::Comparison;
 use crate::error::Result;
+use crate::examples::Example;
 use crate::stage::AuditConfig;
 
 /// Version tag of the `report.json` schema.
@@ -43,12 +44,14 @@ pub struct Report {
     pub models: Vec<ModelAudit>,
     /// With `--compare`: the changes from the first model to the second.
     pub comparison: Option<Comparison>,
+    /// With `--examples`: synthetic subjects shown at the top of the HTML report.
+    pub examples: Vec<Example>,
 }
 
 /// A file the audit read.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct InputFile {
-    /// `predictions`, `compare` or `cohort`.
+    /// `predictions`, `compare`, `cohort` or `examples`.
     pub role: &'static str,
     /// Its path as given.
     pub path: PathBuf,
@@ -58,8 +61,15 @@ pub struct InputFile {
 
 impl Report {
     /// Assembles the report.
-    pub fn new(config: AuditConfig, inputs: Vec<InputFile>, subjects: usize, evaluation: Evaluation) -> Self {
-        Self { schema: SCHEMA, config, inputs, subjects, models: evaluation.models, comparison: evaluation.comparison }
+    pub fn new(
+        config: AuditConfig,
+        inputs: Vec<InputFile>,
+        subjects: usize,
+        evaluation: Evaluation,
+        examples: Vec<Example>,
+    ) -> Self {
+        let (models, comparison) = (evaluation.models, evaluation.comparison);
+        Self { schema: SCHEMA, config, inputs, subjects, models, comparison, examples }
     }
 
     /// Writes the four reports and `manifest.json` into `dir` (each file atomically).

@@ -1,5 +1,6 @@
 //! cmr-audit's integration tests, linked into one binary (each file is a module).
 
+mod answer;
 mod bad_input;
 mod common;
 mod coverage;

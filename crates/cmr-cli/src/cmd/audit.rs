@@ -44,6 +44,10 @@ pub struct Args {
     /// Groups with fewer subjects are kept but flagged as small.
     #[arg(long, default_value_t = 20)]
     min_group_size: usize,
+    /// Synthetic folder from `diffusion generate`: a few of its subjects' previews and prompts open report.html
+    /// [default: none].
+    #[arg(long)]
+    examples: Option<PathBuf>,
     /// Replace an existing output folder.
     #[arg(long)]
     force: bool,
@@ -64,6 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         seed: args.seed,
         confidence: args.confidence,
         min_group_size: args.min_group_size,
+        examples: args.examples,
         force: args.force,
         ..AuditConfig::new(args.predictions, args.out)
     };

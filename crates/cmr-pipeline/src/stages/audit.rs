@@ -1,6 +1,7 @@
 //! The audit stage `audit`: `cmr_audit::run` of every arm's test predictions against the baseline's — per-group
 //! metrics with bootstrap intervals, disparities, and the before/after comparison — with the attributes joined from
-//! the real cohort (every test subject is real).
+//! the real cohort (every test subject is real). The augmented arm's report shows example synthetic subjects from
+//! the `generate` stage.
 //!
 //! ```text
 //! audit/report.html, report.json, …   augmented vs baseline (weights vs baseline without the augmented arm;
@@ -21,7 +22,7 @@ use indicatif::ProgressBar;
 use serde_json::{json, Value};
 
 use super::federated::stage_name;
-use super::{AUDIT, COHORT};
+use super::{AUDIT, COHORT, GENERATE};
 use crate::error::{PipelineError, Result};
 use crate::stage::{Input, InputKind, Stage};
 use crate::tables::Arm;
@@ -46,6 +47,11 @@ impl Audit {
             return vec![Self { arm: Arm::Baseline, folder: None }];
         }
         candidates.into_iter().enumerate().map(|(i, arm)| Self { arm, folder: (i > 0).then(|| arm.name()) }).collect()
+    }
+
+    /// Whether the report shows the generated subjects (only the augmented arm was trained on them).
+    fn shows_examples(&self) -> bool {
+        self.arm == Arm::Augmented
     }
 
     /// Model labels in the report: the arms' names.
@@ -75,6 +81,11 @@ impl AuditStage {
         self.run_dir.join(stage_name(arm)).join(PREDICTIONS_CSV)
     }
 
+    /// The synthetic folder of the `generate` stage.
+    fn synthetic(&self) -> PathBuf {
+        self.run_dir.join(GENERATE)
+    }
+
     /// The arms whose predictions are read.
     fn arms(&self) -> Vec<Arm> {
         let mut arms: Vec<Arm> = self.audits.iter().map(|a| a.arm).chain([Arm::Baseline]).collect();
@@ -100,6 +111,9 @@ impl Stage for AuditStage {
         inputs.extend(
             self.arms().into_iter().map(|arm| Input::upstream(stage_name(arm), self.predictions(arm), InputKind::File)),
         );
+        if self.audits.iter().any(Audit::shows_examples) {
+            inputs.push(Input::upstream(GENERATE, self.synthetic(), InputKind::Folder));
+        }
         inputs
     }
 
@@ -115,6 +129,7 @@ impl Stage for AuditStage {
                 cohort: Some(self.cohort.clone()),
                 compare: candidate,
                 labels: audit.labels(),
+                examples: audit.shows_examples().then(|| self.synthetic()),
                 force: true,
                 ..self.settings.clone()
             };
