@@ -185,6 +185,68 @@ fn kill_after_checkpoint(ws: &Workspace, args: &[&str]) {
     child.wait().unwrap();
 }
 
+/// `kill -9` in the middle of any stage, then a rerun, ends with the output of an uninterrupted run (issue 8, "Done
+/// when"). Each stage's output is deleted and the stage started alone; it is killed as soon as its hidden working
+/// folder (`.{stage}.…` beside `runs/tiny/<stage>`: staging, checkpoint or partial output) appears, then run again.
+#[test]
+fn a_stage_killed_mid_way_reruns_to_the_uninterrupted_output() {
+    let ws = Workspace::new();
+    write_pipeline(&ws);
+    assert_eq!(ran(&run(&ws, &[])), STAGES);
+    let run_dir = ws.path("runs/tiny");
+    let mut interrupted = Vec::new();
+    for stage in STAGES {
+        let uninterrupted = record(&ws, stage).output_sha256;
+        std::fs::remove_dir_all(run_dir.join(stage)).unwrap();
+        if kill_when_working(&ws, stage) {
+            interrupted.push(stage);
+        }
+        assert_eq!(ran(&run(&ws, &["--only", stage])), [stage]);
+        assert_eq!(record(&ws, stage).output_sha256, uninterrupted, "{stage}: identical after the kill");
+        let leftovers: Vec<String> = hidden_entries(&run_dir, stage);
+        assert!(leftovers.is_empty(), "{stage}: working folders left behind: {leftovers:?}");
+    }
+    eprintln!("killed while working: {interrupted:?}");
+    assert!(interrupted.len() >= STAGES.len() / 2, "most stages were caught mid-way: {interrupted:?}");
+}
+
+/// Starts `cmr-debias run tiny.toml --only STAGE` and SIGKILLs it as soon as a hidden entry naming the stage appears
+/// in the run folder (or when it ends by itself). Whether it was killed while still running.
+fn kill_when_working(ws: &Workspace, stage: &str) -> bool {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cmr-debias"))
+        .args(["--quiet", "run", "tiny.toml", "--only", stage])
+        .current_dir(ws.path(""))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn cmr-debias");
+    let run_dir = ws.path("runs/tiny");
+    let started = std::time::Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if !hidden_entries(&run_dir, stage).is_empty() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(started.elapsed().as_secs() < 300, "{stage} did not finish in 5 minutes");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+}
+
+/// Names of the hidden entries of `dir` that belong to `stage` (`.{stage}.…`).
+fn hidden_entries(dir: &Path, stage: &str) -> Vec<String> {
+    let prefix = format!(".{stage}.");
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&prefix))
+        .collect()
+}
+
 /// The fingerprint `rec` recorded for input `path` (relative to the workspace, as the run folder is).
 fn input_of(rec: &StageRecord, path: &str) -> String {
     let key = Path::new(path).display().to_string();
