@@ -102,6 +102,7 @@ fn tiny_options(steps: usize) -> TrainOptions {
         batch: 2,
         warmup_steps: 1,
         checkpoint_every: 2,
+        preview_every: 2,
         seed: 5,
         unet: UNet2dConditionConfig {
             block_out_channels: vec![8, 16],
@@ -160,6 +161,9 @@ fn training_writes_a_complete_model_folder_and_resumes_to_the_same_files() {
         "preview.png",
     ] {
         assert!(whole.join(file).is_file(), "{file} written");
+    }
+    for step in [2, 4] {
+        assert!(whole.join(format!("previews/step-{step}.png")).is_file(), "validation grid of step {step}");
     }
     let model = ModelDir::open(&whole).unwrap();
     assert!(!model.has_controlnet());
