@@ -75,6 +75,20 @@ pub struct TrainArgs {
     common: Common,
 }
 
+/// Sampling options `generate` and `evaluate` share.
+#[derive(Debug, clap::Args)]
+pub struct Sampling {
+    /// DDIM steps.
+    #[arg(long, default_value_t = 20)]
+    steps: usize,
+    /// Classifier-free guidance weight (1 = off).
+    #[arg(long, default_value_t = 4.0)]
+    guidance: f64,
+    /// Slices denoised together.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+}
+
 /// Arguments of `cmr-debias diffusion generate`.
 #[derive(Debug, clap::Args)]
 pub struct GenerateArgs {
@@ -90,15 +104,8 @@ pub struct GenerateArgs {
     /// Synthetic folder to write.
     #[arg(long)]
     out: PathBuf,
-    /// DDIM steps.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Classifier-free guidance weight (1 = off).
-    #[arg(long, default_value_t = 4.0)]
-    guidance: f64,
-    /// Slices denoised together.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    #[command(flatten)]
+    sampling: Sampling,
     #[command(flatten)]
     common: Common,
 }
@@ -121,15 +128,8 @@ pub struct EvaluateArgs {
     /// Samples generated per subject (at least 2).
     #[arg(long, default_value_t = 2)]
     samples: usize,
-    /// DDIM steps.
-    #[arg(long, default_value_t = 20)]
-    steps: usize,
-    /// Classifier-free guidance weight (1 = off).
-    #[arg(long, default_value_t = 4.0)]
-    guidance: f64,
-    /// Slices denoised together.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    #[command(flatten)]
+    sampling: Sampling,
     /// Root seed: which subjects, every sample's noise, the attribute probes.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -208,9 +208,9 @@ fn generate(args: GenerateArgs, progress: &Progress) -> anyhow::Result<()> {
         plan: args.plan,
         cohort: args.cohort,
         out: args.out,
-        steps: args.steps,
-        guidance: args.guidance,
-        batch: args.batch,
+        steps: args.sampling.steps,
+        guidance: args.sampling.guidance,
+        batch: args.sampling.batch,
         text_encoder: &encoder,
         device,
         force: args.common.force,
@@ -240,9 +240,9 @@ fn evaluate(args: EvaluateArgs, progress: &Progress) -> anyhow::Result<()> {
         out: args.out,
         subjects: args.subjects,
         samples: args.samples,
-        steps: args.steps,
-        guidance: args.guidance,
-        batch: args.batch,
+        steps: args.sampling.steps,
+        guidance: args.sampling.guidance,
+        batch: args.sampling.batch,
         seed: args.seed,
         segmenter: args.segmenter,
         text_encoder: &encoder,
