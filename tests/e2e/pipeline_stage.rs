@@ -155,7 +155,10 @@ fn run_records_skips_and_reruns_exactly_what_changed() {
 
     // 7. a stage killed after a checkpoint resumes, and ends as an uninterrupted run does: every file identical
     let longer = ["--only", "base", "--set", "diffusion.base.steps=12", "--set", "diffusion.base.checkpoint_every=1"];
-    kill_after_checkpoint(&ws, &[&["run", "tiny.toml"][..], &longer].concat());
+    // killed as soon as the base stage has saved a resumable checkpoint
+    let state = ws.path("runs/tiny/.base.resume/state.json");
+    let args = [&["run", "tiny.toml"][..], &longer].concat();
+    assert!(kill_when(&ws, &args, 120, || state.exists()), "the run ended before its first checkpoint");
     assert_eq!(ran(&run(&ws, &longer)), ["base"]);
     assert_eq!(record(&ws, "base").report["resumed_from"].as_u64().map(|s| s > 0), Some(true), "resumed");
     let resumed = record(&ws, "base").outputs;
@@ -164,8 +167,9 @@ fn run_records_skips_and_reruns_exactly_what_changed() {
     assert_eq!(record(&ws, "base").outputs, resumed, "the same files, byte for byte");
 }
 
-/// Starts `cmr-debias ARGS`, and kills it (SIGKILL) as soon as the base stage has saved a resumable checkpoint.
-fn kill_after_checkpoint(ws: &Workspace, args: &[&str]) {
+/// Starts `cmr-debias --quiet ARGS` and SIGKILLs it as soon as `ready()` holds; fails after `limit_s` seconds.
+/// Whether it was killed while still running (false: it ended by itself first).
+fn kill_when(ws: &Workspace, args: &[&str], limit_s: u64, ready: impl Fn() -> bool) -> bool {
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cmr-debias"))
         .arg("--quiet")
         .args(args)
@@ -174,15 +178,19 @@ fn kill_after_checkpoint(ws: &Workspace, args: &[&str]) {
         .stderr(std::process::Stdio::null())
         .spawn()
         .expect("spawn cmr-debias");
-    let state = ws.path("runs/tiny/.base.resume/state.json");
     let started = std::time::Instant::now();
-    while !state.exists() {
-        assert!(child.try_wait().unwrap().is_none(), "the run ended before its first checkpoint");
-        assert!(started.elapsed().as_secs() < 120, "no checkpoint after 2 minutes");
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if ready() {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        assert!(started.elapsed().as_secs() < limit_s, "cmr-debias {args:?} still running after {limit_s} s");
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// `kill -9` in the middle of any stage, then a rerun, ends with the output of an uninterrupted run (issue 8, "Done
@@ -198,7 +206,8 @@ fn a_stage_killed_mid_way_reruns_to_the_uninterrupted_output() {
     for stage in STAGES {
         let uninterrupted = record(&ws, stage).output_sha256;
         std::fs::remove_dir_all(run_dir.join(stage)).unwrap();
-        if kill_when_working(&ws, stage) {
+        // killed as soon as the stage's hidden working folder appears
+        if kill_when(&ws, &["run", "tiny.toml", "--only", stage], 300, || !hidden_entries(&run_dir, stage).is_empty()) {
             interrupted.push(stage);
         }
         assert_eq!(ran(&run(&ws, &["--only", stage])), [stage]);
@@ -208,32 +217,6 @@ fn a_stage_killed_mid_way_reruns_to_the_uninterrupted_output() {
     }
     eprintln!("killed while working: {interrupted:?}");
     assert!(interrupted.len() >= STAGES.len() / 2, "most stages were caught mid-way: {interrupted:?}");
-}
-
-/// Starts `cmr-debias run tiny.toml --only STAGE` and SIGKILLs it as soon as a hidden entry naming the stage appears
-/// in the run folder (or when it ends by itself). Whether it was killed while still running.
-fn kill_when_working(ws: &Workspace, stage: &str) -> bool {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_cmr-debias"))
-        .args(["--quiet", "run", "tiny.toml", "--only", stage])
-        .current_dir(ws.path(""))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("spawn cmr-debias");
-    let run_dir = ws.path("runs/tiny");
-    let started = std::time::Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return false;
-        }
-        if !hidden_entries(&run_dir, stage).is_empty() {
-            child.kill().unwrap();
-            child.wait().unwrap();
-            return true;
-        }
-        assert!(started.elapsed().as_secs() < 300, "{stage} did not finish in 5 minutes");
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
 }
 
 /// Names of the hidden entries of `dir` that belong to `stage` (`.{stage}.…`).
