@@ -241,7 +241,10 @@ fn convert<T>(
     hi: f32,
     cast: impl Fn(f32) -> T,
 ) -> Result<ArrayD<T>> {
-    if let Some((index, &v)) = data.indexed_iter().find(|(_, v)| !(v.fract() == 0.0 && (lo..=hi).contains(*v))) {
+    // Scan the values alone (a dynamic-rank `indexed_iter` allocates an index per voxel); the index of a bad value
+    // is only looked up for the message.
+    if let Some(bad) = data.iter().position(|v| !(v.fract() == 0.0 && (lo..=hi).contains(v))) {
+        let (index, v) = data.indexed_iter().nth(bad).expect("position within the array");
         return Err(Error::invalid(
             path,
             "data",
@@ -329,9 +332,11 @@ mod tests {
     fn unrepresentable_volumes_are_refused_naming_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.nii.gz");
-        let data = Array3::from_elem((2, 2, 2), 1.5f32).into_dyn();
+        let mut data = Array3::from_elem((2, 2, 2), 1.0f32).into_dyn();
+        data[[1, 0, 1]] = 1.5;
+        data[[1, 1, 0]] = 300.0;
         let err = write_volume(&path, &volume(data.clone()), OnDiskType::U8).unwrap_err().to_string();
-        assert!(err.contains("`data`") && err.contains("1.5"), "{err}");
+        assert!(err.contains("`data`") && err.contains("1.5 at voxel [1, 0, 1]"), "{err}");
         let mut bad = volume(data.clone());
         bad.pixdim[2] = 6.0;
         let err = write_volume(&path, &bad, OnDiskType::F32).unwrap_err().to_string();
