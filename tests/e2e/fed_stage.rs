@@ -27,13 +27,31 @@ fn dual_lora_trains_across_sites_and_the_audit_reads_its_predictions() {
     let ws = pretrained();
     assert!(ws.path("fm/fm.safetensors").exists() && ws.path("fm/README.md").exists());
     let train = [
-        "fed", "train", "--cohort", "cohort", "--fm", "fm", "--task", "disease", "--strategy", "dual-lora", "--rounds",
-        "2", "--lora-blocks", "1", "--lora-rank", "2", "--out", "run", "--json",
+        "fed",
+        "train",
+        "--cohort",
+        "cohort",
+        "--fm",
+        "fm",
+        "--task",
+        "disease",
+        "--strategy",
+        "dual-lora",
+        "--rounds",
+        "2",
+        "--lora-blocks",
+        "1",
+        "--lora-rank",
+        "2",
+        "--out",
+        "run",
+        "--json",
     ];
     let report: serde_json::Value = serde_json::from_str(&ws.ok(&train)).unwrap();
     assert_eq!(report["metrics"]["pooled"]["n"].as_u64().unwrap() as usize, test_subjects(&ws));
     assert!(report["bytes_up"].as_u64().unwrap() > 0);
-    let comm: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ws.path("run/comm.json")).unwrap()).unwrap();
+    let comm: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path("run/comm.json")).unwrap()).unwrap();
     assert_eq!(comm["clients"].as_object().unwrap().len(), 4, "one client per site");
     assert_eq!(comm["rounds"].as_array().unwrap().len(), 2);
 
@@ -48,8 +66,24 @@ fn dual_lora_trains_across_sites_and_the_audit_reads_its_predictions() {
 fn compare_runs_every_strategy_and_seed_and_reuses_finished_runs() {
     let ws = pretrained();
     let compare = [
-        "fed", "compare", "--cohort", "cohort", "--fm", "fm", "--task", "disease", "--strategies",
-        "local,fedavg,dual-lora", "--seeds", "2", "--rounds", "1", "--lora-blocks", "1", "--out", "cmp",
+        "fed",
+        "compare",
+        "--cohort",
+        "cohort",
+        "--fm",
+        "fm",
+        "--task",
+        "disease",
+        "--strategies",
+        "local,fedavg,dual-lora",
+        "--seeds",
+        "2",
+        "--rounds",
+        "1",
+        "--lora-blocks",
+        "1",
+        "--out",
+        "cmp",
     ];
     ws.ok(&compare);
     let table = std::fs::read_to_string(ws.path("cmp/compare.md")).unwrap();
@@ -57,7 +91,8 @@ fn compare_runs_every_strategy_and_seed_and_reuses_finished_runs() {
         assert!(table.contains(strategy), "{table}");
     }
     assert!(table.contains("Paired bootstrap"), "{table}");
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ws.path("cmp/compare.json")).unwrap()).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path("cmp/compare.json")).unwrap()).unwrap();
     let rows = json["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     // Every test subject of this cohort has a disease: sensitivity is defined, specificity is not.
