@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
-use cmr_audit::metrics::Metric;
 use cmr_audit::bootstrap::Estimate;
+use cmr_audit::metrics::Metric;
 use cmr_audit::AuditConfig;
 use cmr_core::Source;
 
@@ -79,13 +79,13 @@ fn the_page_opens_with_overall_and_worst_group_balanced_accuracy_before_and_afte
 }
 
 #[test]
-fn examples_show_one_subject_per_prompt_first_embedded_with_prompt_and_parent() {
+fn examples_show_distinct_prompts_first_embedded_with_prompt_and_parent() {
     let dir = tempfile::tempdir().unwrap();
     let prompts = ["F, a", "F, a", "M, b", "F, c", "F, a", "M, d", "M, e", "F, f", "M, g"];
     let synthetic = synthetic_folder(&dir.path().join("synthetic"), &prompts);
     let cfg = compared(dir.path(), Some(synthetic));
     let report = cmr_audit::run(&cfg).unwrap();
-    // distinct prompts in id order (syn-0, syn-2, syn-3, syn-5, syn-6, syn-7), capped at six
+    // equal attributes: distinct prompts in id order (syn-0, syn-2, syn-3, syn-5, syn-6, syn-7), capped at six
     let shown: Vec<&str> = report.examples.iter().map(|e| e.subject_id.as_str()).collect();
     assert_eq!(shown, ["syn-0", "syn-2", "syn-3", "syn-5", "syn-6", "syn-7"]);
     let html = std::fs::read_to_string(cfg.out.join("report.html")).unwrap();
@@ -103,6 +103,31 @@ fn examples_show_one_subject_per_prompt_first_embedded_with_prompt_and_parent() 
     assert_eq!(json["examples"].as_array().unwrap().len(), 6);
     assert!(json["examples"][0].get("png").is_none());
     assert!(json["inputs"].as_array().unwrap().iter().any(|i| i["role"] == "examples"));
+}
+
+#[test]
+fn examples_are_spread_over_sex_age_bmi_and_label() {
+    let dir = tempfile::tempdir().unwrap();
+    let synthetic = synthetic_folder(&dir.path().join("synthetic"), &["a", "b", "c", "d", "e"]);
+    // (sex, age band, BMI class, label) of syn-0 … syn-4
+    let strata = [
+        ("F", "40s", "normal", 0),
+        ("F", "40s", "normal", 1),
+        ("F", "50s", "normal", 0),
+        ("M", "70s", "obese", 1),
+        ("M", "40s", "normal", 0),
+    ];
+    let mut rows = cmr_core::cohort::read(&synthetic).unwrap();
+    for (row, (sex, age, bmi, label)) in rows.iter_mut().zip(strata) {
+        (row.sex, row.age_band, row.bmi_class, row.label) =
+            (Some(sex.parse().unwrap()), Some(age.into()), Some(bmi.into()), label);
+    }
+    cmr_core::cohort::write(&synthetic, &rows).unwrap();
+    let cfg = compared(dir.path(), Some(synthetic));
+    let report = cmr_audit::run(&cfg).unwrap();
+    // syn-0 first (all new); syn-3 adds four new values; syn-2 one (50s); syn-1 and syn-4 none, in id order.
+    let shown: Vec<&str> = report.examples.iter().map(|e| e.subject_id.as_str()).collect();
+    assert_eq!(shown, ["syn-0", "syn-3", "syn-2", "syn-1", "syn-4"]);
 }
 
 #[test]
