@@ -19,6 +19,9 @@ test deserialises it into `SchedulerConfig` as it is):
   (-1 where a timestep would be out of range) -- it catches the rounding ties of numpy's arange/linspace;
 - "add_noise": `add_noise` and `get_velocity` with one timestep per sample;
 - "steps": `step` at the first, a middle and the last inference timestep, on fixed inputs and noise;
+- "min_snr": the Min-SNR-gamma loss weights (Hang et al. 2023) of diffusers' text-to-image training example
+  (`compute_snr`, then min(SNR, gamma) / SNR for epsilon and min(SNR, gamma) / (SNR + 1) for v_prediction);
+  `compute_snr` casts to float32 (`.float()`), so these agree with float64 to ~1e-7 relative only;
 - "loops": a full sampling loop with the dummy model eps(x, t) = x * t / (t + 1) (as diffusers' scheduler tests),
   noise taken from a fixed bank (draw k uses bank[k % 4]); sum and mean of |x| and the final sample.
 Inputs are rounded to 4 decimals so that they are exact in JSON; outputs are written with 13 significant digits.
@@ -39,6 +42,7 @@ try:
     import diffusers
     from diffusers import DDIMScheduler, DDPMScheduler
     from diffusers.schedulers import scheduling_ddim, scheduling_ddpm
+    from diffusers.training_utils import compute_snr
 except ImportError:
     from torch_venv import reexec_in_torch_venv
 
@@ -203,6 +207,21 @@ def add_noise_cases():
     return out
 
 
+def min_snr_cases():
+    ts = [0, 1, 10, 100, 300, 500, 800, 999]
+    out = []
+    for name, sched in SCHEDULES.items():
+        for prediction, gamma in (("epsilon", 5.0), ("v_prediction", 5.0), ("epsilon", 1.0)):
+            config = {"_class_name": "DDPMScheduler", "prediction_type": prediction, **sched}
+            t = torch.tensor(ts, dtype=torch.long)
+            snr = compute_snr(build(config), t)
+            weights = torch.stack([snr, gamma * torch.ones_like(snr)], dim=1).min(dim=1)[0]
+            weights = weights / snr if prediction == "epsilon" else weights / (snr + 1)
+            out.append({"config": config, "gamma": gamma, "timesteps": ts,
+                        "weights": [float(f"{w:.17g}") for w in weights.tolist()]})
+    return out
+
+
 def sampler_variants():
     return [
         {"_class_name": "DDPMScheduler", "variance_type": "fixed_small"},
@@ -291,6 +310,7 @@ def main():
         "timesteps": timestep_cases(),
         "timestep_fingerprints": fingerprint_cases(),
         "add_noise": add_noise_cases(),
+        "min_snr": min_snr_cases(),
         "steps": step_cases(),
         "loops": loop_cases(),
     }

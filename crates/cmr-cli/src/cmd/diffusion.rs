@@ -62,9 +62,12 @@ pub struct TrainArgs {
     /// Slices per step (default 8).
     #[arg(long)]
     batch: Option<usize>,
-    /// Peak learning rate (default 2e-4).
+    /// Peak learning rate (default 1e-3).
     #[arg(long)]
     lr: Option<f64>,
+    /// γ of the Min-SNR-γ loss weighting; 0 trains on the plain MSE (default 5).
+    #[arg(long)]
+    snr_gamma: Option<f64>,
     /// Root seed of every random stream (default 0).
     #[arg(long)]
     seed: Option<u64>,
@@ -162,6 +165,7 @@ fn train(args: TrainArgs, progress: &Progress) -> anyhow::Result<()> {
         steps: args.steps.unwrap_or(defaults.steps),
         batch: args.batch.unwrap_or(defaults.batch),
         lr: args.lr.unwrap_or(defaults.lr),
+        snr_gamma: args.snr_gamma.unwrap_or(defaults.snr_gamma),
         seed: args.seed.unwrap_or(defaults.seed),
         checkpoint_every: args.checkpoint_every.unwrap_or(defaults.checkpoint_every),
         ..defaults

@@ -167,6 +167,10 @@ fn training_writes_a_complete_model_folder_and_resumes_to_the_same_files() {
     }
     let model = ModelDir::open(&whole).unwrap();
     assert!(!model.has_controlnet());
+    // Published in float16 (TrainOptions::store_f16), read back into float32 networks.
+    let stored = cmr_nn::checkpoint::Checkpoint::load(&whole.join("unet.safetensors"), &Device::Cpu).unwrap();
+    assert!(stored.tensors().values().all(|t| t.dtype() == candle_core::DType::F16));
+    assert!(model.unet(candle_core::DType::F32, &Device::Cpu).is_ok());
 
     // Interrupt a second run after step 3 (a checkpoint exists at step 2), then rerun it.
     let resumed = tmp.path().join("resumed");

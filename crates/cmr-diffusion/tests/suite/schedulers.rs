@@ -58,6 +58,14 @@ struct AddNoiseCase {
 }
 
 #[derive(Deserialize)]
+struct MinSnrCase {
+    config: Value,
+    gamma: f64,
+    timesteps: Vec<usize>,
+    weights: Vec<f64>,
+}
+
+#[derive(Deserialize)]
 struct StepCall {
     timestep: usize,
     prev_sample: Array,
@@ -104,6 +112,7 @@ struct Goldens {
     timesteps: Vec<TimestepCase>,
     timestep_fingerprints: Vec<FingerprintCase>,
     add_noise: Vec<AddNoiseCase>,
+    min_snr: Vec<MinSnrCase>,
     steps: Steps,
     loops: Loops,
 }
@@ -225,6 +234,22 @@ fn add_noise_and_velocity_match_diffusers_per_sample() {
             assert!((a - b).abs() < 1e-5, "{what} f32: {a} vs {b}");
         }
     }
+}
+
+#[test]
+fn min_snr_weights_match_diffusers() {
+    // diffusers' `compute_snr` casts to float32, hence 1e-6 relative rather than `TOL`.
+    let g = goldens();
+    assert_eq!(g.min_snr.len(), 9);
+    for case in &g.min_snr {
+        let schedule = config(&case.config).noise_schedule().unwrap();
+        let weights = schedule.min_snr_weights(&case.timesteps, case.gamma).unwrap();
+        for ((t, got), expected) in case.timesteps.iter().zip(&weights).zip(&case.weights) {
+            assert!((got - expected).abs() <= 1e-6 * expected.abs(), "{} t = {t}: {got} vs {expected}", case.config);
+        }
+    }
+    let schedule = config(&g.min_snr[0].config).noise_schedule().unwrap();
+    assert!(schedule.min_snr_weights(&[1000], 5.0).is_err());
 }
 
 #[test]
