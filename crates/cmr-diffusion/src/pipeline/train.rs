@@ -603,3 +603,24 @@ fn model_card(report: &TrainingRecord) -> String {
     );
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn min_snr_weighting_scales_each_sample_error_by_its_weight() {
+        let schedule = SchedulerConfig::default().noise_schedule().unwrap();
+        let timesteps = [0, 999];
+        // sample 0 errs by 1 everywhere, sample 1 by 2: squared errors 1 and 4
+        let prediction = Tensor::from_vec(vec![1f32, 1., 1., 1., 2., 2., 2., 2.], (2, 1, 2, 2), &Device::Cpu).unwrap();
+        let target = prediction.zeros_like().unwrap();
+        let plain = weighted_mse(&prediction, &target, &schedule, &timesteps, 0.0).unwrap();
+        assert!((plain.to_scalar::<f32>().unwrap() - 2.5).abs() < 1e-6);
+        let w = schedule.min_snr_weights(&timesteps, 5.0).unwrap();
+        assert!(w[0] < 1e-3 && w[1] == 1.0, "ε weights: γ/SNR at t = 0, 1 once SNR < γ: {w:?}");
+        let weighted = weighted_mse(&prediction, &target, &schedule, &timesteps, 5.0).unwrap();
+        let expected = (w[0] * 1.0 + w[1] * 4.0) / 2.0;
+        assert!((weighted.to_scalar::<f32>().unwrap() as f64 - expected).abs() < 1e-6);
+    }
+}
