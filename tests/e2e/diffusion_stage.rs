@@ -1,6 +1,6 @@
 //! `cmr-debias diffusion …` end to end (issue 6) on the small phantom cohort: train the base UNet and the ControlNet
 //! for a few steps, plan with `balance plan`, generate from that plan, and merge with `balance merge` — the contract
-//! between the three stages — plus the generator's refusals at the binary.
+//! between the three stages — plus the generator's refusals at the binary, and `diffusion evaluate` of the model.
 
 use std::path::PathBuf;
 
@@ -8,10 +8,14 @@ use cmr_core::{Source, Split};
 
 use crate::util::{cohort, files_under};
 
-/// all-MiniLM-L6-v2 as `scripts/fetch-assets.sh` lays it out (the binary runs in a temporary folder).
+/// `models/external/<rel>` as `scripts/fetch-assets.sh` lays it out (the binary runs in a temporary folder).
+fn asset(rel: &str) -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external").join(rel);
+    path.to_string_lossy().into_owned()
+}
+
 fn text_encoder() -> String {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../models/external/all-MiniLM-L6-v2");
-    dir.to_string_lossy().into_owned()
+    asset("all-MiniLM-L6-v2")
 }
 
 #[test]
@@ -52,6 +56,36 @@ fn train_plan_generate_merge() {
         let parent = real.iter().find(|r| Some(&r.subject_id) == row.parent_subject.as_ref()).expect("parent");
         assert_eq!(parent.split, Split::Train, "{} made from a train subject", row.subject_id);
     }
+
+    // The evaluation of the model through the binary: every section, for the two subjects asked for.
+    let segmenter = asset("myopari/tiramisu_acdc_fp32.onnx");
+    fn evaluate<'a>(out: &'a str, segmenter: &'a str, encoder: &'a str) -> Vec<&'a str> {
+        let args = ["diffusion", "evaluate", "--model", "control", "--cohort", "cohort", "--out", out];
+        let options = ["--subjects", "2", "--samples", "2", "--steps", "1", "--guidance", "1", "--json"];
+        [&args[..], &options, &["--segmenter", segmenter, "--text-encoder", encoder]].concat()
+    }
+    let out = ws.ok(&evaluate("evaluation", &segmenter, &encoder));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["subjects"].as_array().map(Vec::len), Some(2));
+    let overall = &report["dice"]["overall"];
+    for arm in ["generated", "real", "shuffled"] {
+        for structure in ["LV", "MYO", "RV"] {
+            let mean = &overall[arm][structure]["mean"];
+            assert!(mean.is_null() || (0.0..=1.0).contains(&mean.as_f64().unwrap()), "{arm} {structure}: {mean}");
+        }
+    }
+    assert!(overall["real"]["LV"]["n"].as_u64().unwrap() > 0, "real heart images segmented");
+    for section in ["frechet", "diversity", "memorisation", "attributes"] {
+        assert!(report[section].is_object(), "{section} reported");
+    }
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(ws.path("evaluation/evaluation.json")).unwrap()).unwrap();
+    assert_eq!(written, report, "--json prints what evaluation.json holds");
+    assert!(std::fs::read_to_string(ws.path("evaluation/evaluation.md")).unwrap().contains("shuffled"));
+    // A segmenter that is not there: an error naming it, nothing written.
+    let err = ws.fails(&evaluate("no-segmenter", "absent.onnx", &encoder));
+    assert!(err.contains("absent.onnx"), "{err}");
+    assert!(!ws.path("no-segmenter").exists());
 
     // A model without a ControlNet cannot follow masks: refused, nothing written.
     let err = ws.fails(&generate("base", "refused"));
