@@ -187,7 +187,9 @@ fn pooled_units(runs: &[RunResult]) -> Vec<Prediction> {
     runs.iter()
         .enumerate()
         .flat_map(|(seed, r)| {
-            r.predictions.iter().map(move |p| Prediction { subject_id: format!("{}#seed-{seed}", p.subject_id), ..p.clone() })
+            r.predictions
+                .iter()
+                .map(move |p| Prediction { subject_id: format!("{}#seed-{seed}", p.subject_id), ..p.clone() })
         })
         .collect()
 }
@@ -203,7 +205,9 @@ pub fn markdown(c: &Comparison) -> String {
         "# Strategy comparison\n\n{} seed(s), {} test subjects per run; mean ± sd over seeds (pooled test metrics).\n\n",
         c.seeds, c.subjects
     );
-    md.push_str("| strategy | balanced accuracy | sensitivity | specificity | AUC | MB up / round | MB total | wall s |\n");
+    md.push_str(
+        "| strategy | balanced accuracy | sensitivity | specificity | AUC | MB up / round | MB total | wall s |\n",
+    );
     md.push_str("|---|---|---|---|---|---:|---:|---|\n");
     for r in &c.rows {
         md.push_str(&format!(

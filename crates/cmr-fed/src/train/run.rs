@@ -22,7 +22,7 @@ use cmr_nn::lora::LoraTarget;
 use serde::Serialize;
 
 use super::trainer::{stack_inputs, ClassifierTrainer, LocalTraining};
-use crate::data::{write_evaluation, Augmentation, AugmentConfig, Augmenter, Clients, Evaluation, Example};
+use crate::data::{write_evaluation, AugmentConfig, Augmentation, Augmenter, Clients, Evaluation, Example};
 use crate::data::{Prediction, ShapePrior, SubjectWeights};
 use crate::error::{FedError, Result};
 use crate::federated::{ClientRuntime, CommLog, InProcess, Moments, RoundRecord, Server, ServerConfig};

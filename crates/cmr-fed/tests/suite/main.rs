@@ -1,7 +1,7 @@
 //! Integration tests of cmr-fed.
 
 mod data;
-mod fixtures;
 mod federated;
+mod fixtures;
 mod model;
 mod train;

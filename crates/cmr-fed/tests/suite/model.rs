@@ -287,7 +287,9 @@ fn subject(r: f64, volume: [usize; 3]) -> SubjectTensor {
 /// Six train subjects on two sites and one test subject.
 fn cohort(dir: &Path, volume: [usize; 3]) {
     let rows: Vec<_> = (0..7)
-        .map(|i| row(&format!("s{i}"), &format!("site{}", i % 2), "NOR", if i < 6 { Split::Train } else { Split::Test }))
+        .map(|i| {
+            row(&format!("s{i}"), &format!("site{}", i % 2), "NOR", if i < 6 { Split::Train } else { Split::Test })
+        })
         .collect();
     write_cohort(dir, &rows, |i, _| subject(2.0 + (i % 3) as f64, volume));
 }

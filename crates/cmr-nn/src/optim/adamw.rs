@@ -204,9 +204,15 @@ impl AdamW {
     pub fn set_moments(&mut self, name: &str, m: Tensor, v: Tensor) -> Result<()> {
         let var = self.param(name)?;
         if m.dims() != var.dims() || v.dims() != var.dims() {
-            candle_core::bail!("moments of {name}: shapes {:?} and {:?}, expected {:?}", m.dims(), v.dims(), var.dims());
+            candle_core::bail!(
+                "moments of {name}: shapes {:?} and {:?}, expected {:?}",
+                m.dims(),
+                v.dims(),
+                var.dims()
+            );
         }
-        let (m, v) = (m.to_dtype(var.dtype())?.to_device(var.device())?, v.to_dtype(var.dtype())?.to_device(var.device())?);
+        let (m, v) =
+            (m.to_dtype(var.dtype())?.to_device(var.device())?, v.to_dtype(var.dtype())?.to_device(var.device())?);
         let step = self.state.get(name).map_or(self.steps as u64, |s| s.step);
         self.state.insert(name.to_owned(), ParamState { step, m, v });
         Ok(())

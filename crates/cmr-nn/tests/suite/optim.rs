@@ -307,7 +307,10 @@ fn moments_set_from_another_optimizer_continue_its_trajectory() {
     assert_eq!(v0.to_vec1::<f64>().unwrap(), [0.0; 3]);
     x.step(&mut grad([1.0, -2.0, 0.5], &px)).unwrap();
     y.step(&mut grad([-3.0, 0.2, 1.0], &py)).unwrap();
-    assert_ne!(x.moments("p").unwrap().0.to_vec1::<f64>().unwrap(), y.moments("p").unwrap().0.to_vec1::<f64>().unwrap());
+    assert_ne!(
+        x.moments("p").unwrap().0.to_vec1::<f64>().unwrap(),
+        y.moments("p").unwrap().0.to_vec1::<f64>().unwrap()
+    );
     let (m, v) = x.moments("p").unwrap();
     y.set_moments("p", m, v).unwrap();
     py.set(px.as_tensor()).unwrap();
