@@ -27,7 +27,7 @@ fi
 if [[ $which == diffusion || $which == all ]]; then
   ingest "$work/cohort64" 8   # 8 slices per subject: more 2D training slices
   "$bin" diffusion train --cohort "$work/cohort64" --out "$work/diffusion-base" --stage base \
-    --steps 500 --batch 8 --seed 0 --force
+    --steps 600 --batch 8 --seed 0 --force
   "$bin" diffusion train --cohort "$work/cohort64" --out models/demo/controlnet --stage controlnet \
-    --base "$work/diffusion-base" --steps 700 --batch 8 --seed 0 --force
+    --base "$work/diffusion-base" --steps 800 --batch 8 --seed 0 --force
 fi

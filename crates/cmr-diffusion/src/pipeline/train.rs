@@ -580,6 +580,11 @@ fn model_card(report: &TrainingRecord) -> String {
         "steps",
         format!("{} (batch {}, lr {}, warmup {}, EMA ≤ {})", o.steps, o.batch, o.lr, o.warmup_steps, o.ema_decay),
     );
+    card.insert(
+        "loss",
+        if o.snr_gamma > 0.0 { format!("MSE, Min-SNR-{} weighted", o.snr_gamma) } else { "MSE".into() },
+    );
+    card.insert("weights dtype", if o.store_f16 { "float16" } else { "float32" }.into());
     card.insert("seed", o.seed.to_string());
     card.insert("parameters", report.parameters.to_string());
     card.insert("final loss", format!("{:.5} (mean of the last 50 steps)", report.final_loss));
