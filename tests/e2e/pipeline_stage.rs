@@ -207,10 +207,16 @@ fn a_stage_killed_mid_way_reruns_to_the_uninterrupted_output() {
         let uninterrupted = record(&ws, stage).output_sha256;
         std::fs::remove_dir_all(run_dir.join(stage)).unwrap();
         // killed as soon as the stage's hidden working folder appears
-        if kill_when(&ws, &["run", "tiny.toml", "--only", stage], 300, || !hidden_entries(&run_dir, stage).is_empty()) {
+        let killed =
+            kill_when(&ws, &["run", "tiny.toml", "--only", stage], 300, || !hidden_entries(&run_dir, stage).is_empty());
+        // On a loaded machine the signal can land after the stage wrote its record (always its last write): then the
+        // stage is complete, and the rerun finds it up to date.
+        let finished_first = run_dir.join(stage).join("stage.json").exists();
+        if killed && !finished_first {
             interrupted.push(stage);
         }
-        assert_eq!(ran(&run(&ws, &["--only", stage])), [stage]);
+        let expected: &[&str] = if finished_first { &[] } else { &[stage] };
+        assert_eq!(ran(&run(&ws, &["--only", stage])), expected, "{stage}");
         assert_eq!(record(&ws, stage).output_sha256, uninterrupted, "{stage}: identical after the kill");
         let leftovers: Vec<String> = hidden_entries(&run_dir, stage);
         assert!(leftovers.is_empty(), "{stage}: working folders left behind: {leftovers:?}");
