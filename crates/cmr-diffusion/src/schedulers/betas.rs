@@ -92,6 +92,14 @@ impl NoiseSchedule {
         &self.alphas_cumprod
     }
 
+    /// ᾱ_t, or [`SchedulerError::TimestepOutOfRange`] when t ≥ T.
+    pub fn alpha_prod(&self, t: usize) -> Result<f64> {
+        self.alphas_cumprod
+            .get(t)
+            .copied()
+            .ok_or(SchedulerError::TimestepOutOfRange { timestep: t, num_train_timesteps: self.len() })
+    }
+
     /// The parametrisation the model is trained in (sets [`target`](Self::target)).
     pub fn prediction_type(&self) -> PredictionType {
         self.prediction_type
@@ -106,10 +114,7 @@ impl NoiseSchedule {
         timesteps
             .iter()
             .map(|&t| {
-                let alpha_prod = *self
-                    .alphas_cumprod
-                    .get(t)
-                    .ok_or(SchedulerError::TimestepOutOfRange { timestep: t, num_train_timesteps: self.len() })?;
+                let alpha_prod = self.alpha_prod(t)?;
                 let snr = alpha_prod / (1.0 - alpha_prod);
                 Ok(match self.prediction_type {
                     PredictionType::Epsilon => snr.min(gamma) / snr,
@@ -133,10 +138,7 @@ impl NoiseSchedule {
         }
         let (mut a, mut b) = (Vec::with_capacity(batch), Vec::with_capacity(batch));
         for &t in timesteps {
-            let alpha_prod = *self
-                .alphas_cumprod
-                .get(t)
-                .ok_or(SchedulerError::TimestepOutOfRange { timestep: t, num_train_timesteps: self.len() })?;
+            let alpha_prod = self.alpha_prod(t)?;
             let (x, y) = coef(alpha_prod);
             a.push(x);
             b.push(y);

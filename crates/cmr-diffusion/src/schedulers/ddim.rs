@@ -84,10 +84,7 @@ impl Scheduler for DdimScheduler {
         sample: &Tensor,
         noise: Option<&Tensor>,
     ) -> Result<StepOutput> {
-        let alpha_prod_t = *self.schedule.alphas_cumprod().get(timestep).ok_or(SchedulerError::TimestepOutOfRange {
-            timestep,
-            num_train_timesteps: self.config.num_train_timesteps,
-        })?;
+        let alpha_prod_t = self.schedule.alpha_prod(timestep)?;
         let alpha_prod_prev =
             self.previous_timestep(timestep).map_or(self.final_alpha_cumprod, |p| self.schedule.alphas_cumprod()[p]);
         let (beta_prod_t, beta_prod_prev) = (1.0 - alpha_prod_t, 1.0 - alpha_prod_prev);
