@@ -15,6 +15,12 @@ fn pretrained() -> Workspace {
     ws
 }
 
+/// `fed SUBCOMMAND` on the workspace's cohort and foundation model for the disease task, then `extra`.
+fn fed_args<'a>(subcommand: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let common = ["fed", subcommand, "--cohort", "cohort", "--fm", "fm", "--task", "disease"];
+    [&common[..], extra].concat()
+}
+
 fn test_subjects(ws: &Workspace) -> usize {
     let csv = std::fs::read_to_string(ws.path("cohort/cohort.csv")).unwrap();
     let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
@@ -26,27 +32,22 @@ fn test_subjects(ws: &Workspace) -> usize {
 fn dual_lora_trains_across_sites_and_the_audit_reads_its_predictions() {
     let ws = pretrained();
     assert!(ws.path("fm/fm.safetensors").exists() && ws.path("fm/README.md").exists());
-    let train = [
-        "fed",
+    let train = fed_args(
         "train",
-        "--cohort",
-        "cohort",
-        "--fm",
-        "fm",
-        "--task",
-        "disease",
-        "--strategy",
-        "dual-lora",
-        "--rounds",
-        "2",
-        "--lora-blocks",
-        "1",
-        "--lora-rank",
-        "2",
-        "--out",
-        "run",
-        "--json",
-    ];
+        &[
+            "--strategy",
+            "dual-lora",
+            "--rounds",
+            "2",
+            "--lora-blocks",
+            "1",
+            "--lora-rank",
+            "2",
+            "--out",
+            "run",
+            "--json",
+        ],
+    );
     let report: serde_json::Value = serde_json::from_str(&ws.ok(&train)).unwrap();
     assert_eq!(report["metrics"]["pooled"]["n"].as_u64().unwrap() as usize, test_subjects(&ws));
     assert!(report["bytes_up"].as_u64().unwrap() > 0);
@@ -65,26 +66,21 @@ fn dual_lora_trains_across_sites_and_the_audit_reads_its_predictions() {
 #[test]
 fn compare_runs_every_strategy_and_seed_and_reuses_finished_runs() {
     let ws = pretrained();
-    let compare = [
-        "fed",
+    let compare = fed_args(
         "compare",
-        "--cohort",
-        "cohort",
-        "--fm",
-        "fm",
-        "--task",
-        "disease",
-        "--strategies",
-        "local,fedavg,dual-lora",
-        "--seeds",
-        "2",
-        "--rounds",
-        "1",
-        "--lora-blocks",
-        "1",
-        "--out",
-        "cmp",
-    ];
+        &[
+            "--strategies",
+            "local,fedavg,dual-lora",
+            "--seeds",
+            "2",
+            "--rounds",
+            "1",
+            "--lora-blocks",
+            "1",
+            "--out",
+            "cmp",
+        ],
+    );
     ws.ok(&compare);
     let table = std::fs::read_to_string(ws.path("cmp/compare.md")).unwrap();
     for strategy in ["| local |", "| fedavg |", "| dual-lora |"] {
@@ -110,7 +106,7 @@ fn compare_runs_every_strategy_and_seed_and_reuses_finished_runs() {
 #[test]
 fn bad_federated_input_names_what_is_wrong() {
     let ws = pretrained();
-    let base = ["fed", "train", "--cohort", "cohort", "--fm", "fm", "--task", "disease", "--out", "run"];
+    let base = fed_args("train", &["--out", "run"]);
     let err = ws.fails(&[&base[..], &["--strategy", "fedprox"]].concat());
     assert!(err.contains("fedprox") && err.contains("dual-lora"), "{err}");
     let err = ws.fails(&[&base[..], &["--strategy", "dual-lora", "--lora-targets", "q,qkv"]].concat());
