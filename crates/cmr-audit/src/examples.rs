@@ -50,12 +50,11 @@ pub fn read(dir: &Path) -> Result<Vec<Example>> {
 
 /// How many of `row`'s sex, age band, BMI class and label no row of `shown` has.
 fn new_values(row: &CohortRow, shown: &[&CohortRow]) -> usize {
-    let unseen = |same: &dyn Fn(&CohortRow) -> bool| !shown.iter().any(|s| same(s));
     [
-        unseen(&|s| s.sex == row.sex),
-        unseen(&|s| s.age_band == row.age_band),
-        unseen(&|s| s.bmi_class == row.bmi_class),
-        unseen(&|s| s.label == row.label),
+        shown.iter().all(|s| s.sex != row.sex),
+        shown.iter().all(|s| s.age_band != row.age_band),
+        shown.iter().all(|s| s.bmi_class != row.bmi_class),
+        shown.iter().all(|s| s.label != row.label),
     ]
     .into_iter()
     .filter(|&new| new)
