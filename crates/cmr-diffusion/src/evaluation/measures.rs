@@ -252,7 +252,13 @@ fn attribute(row: &CohortRow, name: &str) -> Option<String> {
 }
 
 /// One probe input per slice with a heart label in either frame: the ED and the ES image, each average-pooled to
-/// [`PROBE_GRID`] × [`PROBE_GRID`] (a pixel goes to cell `⌊r · 16 / H⌋, ⌊c · 16 / W⌋`), concatenated.
+/// [`PROBE_GRID`] × [`PROBE_GRID`] (a pixel goes to cell `⌊r · 16 / H⌋, ⌊c · 16 / W⌋`) and standardised to mean 0
+/// and standard deviation 1 over its cells (left at 0 when constant), concatenated.
+///
+/// The standardisation makes the probe blind to a frame's overall brightness and contrast. A generator whose images
+/// are globally brighter or flatter than the real ones (the Fréchet distance reports that) would otherwise move a
+/// probe fit on real images to one class, and the accuracy would measure that shift rather than whether the prompted
+/// attribute shows.
 fn probe_features(image: &Array4<f32>, mask: &Array4<u8>) -> Vec<Vec<f32>> {
     let (frames, slices, height, width) = image.dim();
     (0..slices)
@@ -266,11 +272,21 @@ fn probe_features(image: &Array4<f32>, mask: &Array4<u8>) -> Vec<Vec<f32>> {
                     sums[cell] += v;
                     counts[cell] += 1;
                 }
-                row.extend(sums.iter().zip(&counts).map(|(&sum, &n)| sum / n as f32));
+                let pooled: Vec<f32> = sums.iter().zip(&counts).map(|(&sum, &n)| sum / n as f32).collect();
+                row.extend(standardised(&pooled));
             }
             row
         })
         .collect()
+}
+
+/// `values` shifted and scaled to mean 0 and (population) standard deviation 1; all 0 when they are constant.
+fn standardised(values: &[f32]) -> Vec<f32> {
+    let n = values.len() as f64;
+    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+    let std = (values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
+    let scale = if std > 0.0 { 1.0 / std } else { 0.0 };
+    values.iter().map(|&v| ((f64::from(v) - mean) * scale) as f32).collect()
 }
 
 /// The most frequent of `predictions` (each below `classes`), the lowest class on ties.
@@ -295,4 +311,38 @@ fn share_at_threshold(nearest: &[(usize, f64)]) -> f64 {
 /// The mean; `None` for no values.
 fn mean(values: Vec<f64>) -> Option<f64> {
     (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probe_features_ignore_a_frames_brightness_and_contrast_but_not_its_pattern() {
+        let mut mask = Array4::<u8>::zeros((2, 3, 32, 32));
+        mask[[0, 1, 10, 10]] = 1; // slices 0 and 2 have no heart
+        let image = Array4::from_shape_fn((2, 3, 32, 32), |(f, s, r, c)| ((r * 7 + c * 3 + f * 5 + s) % 11) as f32);
+        let features = probe_features(&image, &mask);
+        assert_eq!(features.len(), 1, "one row per heart slice");
+        assert_eq!(features[0].len(), 2 * PROBE_GRID * PROBE_GRID);
+        for frame in features[0].chunks(PROBE_GRID * PROBE_GRID) {
+            let mean = frame.iter().sum::<f32>() / frame.len() as f32;
+            let var = frame.iter().map(|v| (v - mean).powi(2)).sum::<f32>() / frame.len() as f32;
+            assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-4, "mean {mean}, variance {var}");
+        }
+
+        // Brighter and flatter in ED only: the same features.
+        let mut shifted = image.clone();
+        shifted.slice_mut(s![0, .., .., ..]).mapv_inplace(|v| 0.3 * v + 2.0);
+        let moved = probe_features(&shifted, &mask);
+        assert!(features[0].iter().zip(&moved[0]).all(|(a, b)| (a - b).abs() < 1e-4));
+
+        // Another pattern: other features; a constant frame gives zeros, not NaN.
+        let mut other = image.clone();
+        other.slice_mut(s![1, 1, .., ..]).fill(4.0);
+        other[[0, 1, 0, 0]] = 50.0;
+        let changed = probe_features(&other, &mask);
+        assert!(changed[0][PROBE_GRID * PROBE_GRID..].iter().all(|&v| v == 0.0));
+        assert!(changed[0].iter().zip(&features[0]).any(|(a, b)| (a - b).abs() > 0.1));
+    }
 }

@@ -230,7 +230,8 @@ impl EvaluationReport {
         let _ = writeln!(md, "| generated | {:.3} | {:.3} |", m.generated_rate, m.generated_mean_ncc);
         let _ = writeln!(md, "| real val/test ({}) | {} | |", m.held_out_images, number(m.held_out_rate));
 
-        let _ = writeln!(md, "\n## Attribute fidelity (linear probes on 16×16-pooled ED + ES slices)\n");
+        let _ =
+            writeln!(md, "\n## Attribute fidelity (linear probes on 16×16-pooled ED + ES slices, each standardised)\n");
         let _ = writeln!(md, "| attribute | classes | generated accuracy (95% CI) | real accuracy (95% CI) | chance |");
         let _ = writeln!(md, "|---|---|---:|---:|---:|");
         for (name, a) in &self.attributes {

@@ -15,8 +15,9 @@
 //! - **memorisation** — the share of generated images whose nearest real train image (NCC) reaches 0.95, beside the
 //!   same share for the val/test subjects' images;
 //! - **attribute fidelity** — a linear probe per attribute fit on the real train subjects not evaluated (16 × 16
-//!   average-pooled ED and ES images of a slice), predicting each generated subject by majority over its slices,
-//!   scored against the prompted value, beside the evaluated subjects' real images.
+//!   average-pooled ED and ES images of a slice, each standardised over its cells so that a global shift of
+//!   brightness or contrast does not read as an attribute), predicting each generated subject by majority over its
+//!   slices, scored against the prompted value, beside the evaluated subjects' real images.
 //!
 //! Writes `evaluation.json` and `evaluation.md` into a new `out` folder (built beside it and renamed when complete).
 
