@@ -1,6 +1,6 @@
 //! Bad input at the binary's surface: one clear message naming the file and field, exit code 2, nothing written.
 
-use crate::util::{files_under, Workspace};
+use crate::util::{cohort, files_under, Workspace};
 
 #[test]
 fn an_existing_output_is_kept_without_force() {
@@ -39,4 +39,32 @@ fn an_unknown_dataset_or_scenario_is_refused() {
     let err = ws.fails(&["phantom", "--out", "p", "--scenario", "ukbb-lik"]);
     assert!(err.contains("ukbb-lik"), "{err}");
     assert!(!ws.path("p").exists());
+}
+
+/// `cmr-debias cohort summary cohort | head -0`: the reader is gone before the first line. The process ends by
+/// SIGPIPE, as any Unix tool would, not by a panic on the failed write (exit code 101 and a backtrace hint).
+#[cfg(unix)]
+#[test]
+fn a_closed_output_pipe_ends_the_process_quietly() {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::{Command, Stdio};
+
+    let ws = cohort();
+    let mut fds = [0; 2];
+    // SAFETY: pipe writes two fresh descriptors into `fds`, each then owned by exactly one OwnedFd.
+    let (read_end, write_end) = unsafe {
+        assert_eq!(libc::pipe(fds.as_mut_ptr()), 0);
+        (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1]))
+    };
+    drop(read_end);
+    let out = Command::new(env!("CARGO_BIN_EXE_cmr-debias"))
+        .args(["--quiet", "cohort", "summary", "cohort"])
+        .current_dir(ws.path(""))
+        .stdout(Stdio::from(write_end))
+        .output()
+        .expect("spawn cmr-debias");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{:?}: {stderr}", out.status);
+    assert!(stderr.is_empty(), "{stderr}");
 }

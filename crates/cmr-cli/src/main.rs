@@ -52,6 +52,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    exit_quietly_on_closed_pipe();
     let cli = Cli::parse();
     init_logging(cli.verbose);
     let progress = progress::Progress::new(cli.quiet);
@@ -73,6 +74,17 @@ fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+/// Restores the default action of SIGPIPE, which Rust's runtime ignores: a report piped into a reader that stops early
+/// (`cmr-debias cohort summary ... | head`) then ends the process silently, as it would any Unix tool, instead of
+/// making `println!` panic on the closed pipe. Outputs are written atomically, so nothing half-written is left.
+fn exit_quietly_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to SIG_DFL installs no handler code; it runs before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }
 
