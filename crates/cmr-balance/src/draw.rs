@@ -142,6 +142,9 @@ struct Drawn<'a> {
     prompt: String,
 }
 
+/// What a prompt is made of: sex, age decade, BMI class and diagnosis.
+type PromptKey<'a> = (Option<Sex>, Option<u32>, Option<&'a str>, &'a str);
+
 /// The `k` subjects of stratum `s`, from the stratum's own stream; `first` is the plan index of its first row.
 fn draw_stratum<'a>(
     ctx: &DrawContext<'a>,
@@ -158,7 +161,7 @@ fn draw_stratum<'a>(
     let band_key = |keys: [&str; 2]| keys.into_iter().find_map(|key| ctx.strata.value_of(s, key));
     let (age_key, bmi_key) = (band_key(["age_band", "age"]), band_key(["bmi_class", "bmi"]));
     // Prompts repeat across thousands of rows: each distinct (sex, decade, BMI class, diagnosis) is built once.
-    let mut prompts: HashMap<(Option<Sex>, Option<u32>, Option<&str>, &str), String> = HashMap::new();
+    let mut prompts: HashMap<PromptKey, String> = HashMap::new();
     (0..k as usize)
         .map(|i| {
             // 1. donor

@@ -9,8 +9,9 @@ use cmr_balance::report::{self, ReportConfig};
 use cmr_balance::{BalanceError, Strategy};
 use cmr_core::manifest::Manifest;
 use cmr_core::{AttributeBins, CoreError, Split};
+use cmr_testkit::files_under;
 
-use crate::cohorts::{self, files_under};
+use crate::cohorts;
 use crate::merge::synthetic_folder;
 
 /// A counts file, the error it must give, and a word the message must hold.

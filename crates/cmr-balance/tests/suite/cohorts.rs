@@ -11,8 +11,6 @@ use cmr_core::subject::RawAttributes;
 use cmr_core::{AttributeBins, CohortRow, Sex, Source, Split};
 use rand::{Rng, SeedableRng};
 
-pub use cmr_testkit::files_under;
-
 /// A real subject `{site}:{id}` with derived bins and prompt; its tensor is `tensors/{site}_{id}.safetensors`.
 pub fn row(id: &str, site: &str, sex: Option<Sex>, age: f64, bmi: f64, label: i32, split: Split) -> CohortRow {
     let diagnosis = if label == 1 { "HCM" } else { "NOR" };

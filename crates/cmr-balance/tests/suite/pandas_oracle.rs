@@ -72,7 +72,7 @@ fn counts_and_needs_equal_pandas_on_random_cohorts() {
             let ours: Table =
                 report::run(&cfg).unwrap().strata.into_iter().map(|c| (c.values, vec![c.real, c.synthetic])).collect();
             let theirs =
-                table(&oracle(&python, &cohort, &["--by", by, "--split", split])["strata"], &["real", "synthetic"]);
+                table(&oracle(python, &cohort, &["--by", by, "--split", split])["strata"], &["real", "synthetic"]);
             assert_eq!(ours, theirs, "seed {seed}, report by {by} on {split}");
             // plan needs (train split)
             let mut cfg = crate::plan::config(
@@ -96,7 +96,7 @@ fn counts_and_needs_equal_pandas_on_random_cohorts() {
             if let Some(cap) = &cap {
                 args.extend(["--max-synthetic-ratio", cap]);
             }
-            let theirs = table(&oracle(&python, &cohort, &args)["needs"], &["target", "needed", "planned"]);
+            let theirs = table(&oracle(python, &cohort, &args)["needs"], &["target", "needed", "planned"]);
             assert_eq!(ours, theirs, "seed {seed}, plan {strategy} by {by}, per-site {per_site}");
             assert!(summary.planned > 0, "seed {seed}, case {i}: a plan with rows");
         }
