@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use cmr_diffusion::evaluation::run::{self as evaluation, EvaluateConfig};
-use cmr_diffusion::pipeline::generate::{self, GenerateConfig};
+use cmr_diffusion::pipeline::generate::{self, GenerateConfig, SamplingOptions};
 use cmr_diffusion::pipeline::train::{self, Stage, TrainConfig, TrainOptions};
 use cmr_nn::device::DeviceSpec;
 use cmr_nn::resolve::{Resolver, MINILM};
@@ -78,18 +78,24 @@ pub struct TrainArgs {
     common: Common,
 }
 
-/// Sampling options `generate` and `evaluate` share.
+/// Sampling options `generate` and `evaluate` share (defaults: [`SamplingOptions::default`]).
 #[derive(Debug, clap::Args)]
 pub struct Sampling {
     /// DDIM steps.
-    #[arg(long, default_value_t = 20)]
+    #[arg(long, default_value_t = SamplingOptions::default().steps)]
     steps: usize,
     /// Classifier-free guidance weight (1 = off).
-    #[arg(long, default_value_t = 4.0)]
+    #[arg(long, default_value_t = SamplingOptions::default().guidance)]
     guidance: f64,
     /// Slices denoised together.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = SamplingOptions::default().batch)]
     batch: usize,
+}
+
+impl Sampling {
+    fn options(&self) -> SamplingOptions {
+        SamplingOptions { steps: self.steps, guidance: self.guidance, batch: self.batch }
+    }
 }
 
 /// Arguments of `cmr-debias diffusion generate`.
@@ -212,9 +218,7 @@ fn generate(args: GenerateArgs, progress: &Progress) -> anyhow::Result<()> {
         plan: args.plan,
         cohort: args.cohort,
         out: args.out,
-        steps: args.sampling.steps,
-        guidance: args.sampling.guidance,
-        batch: args.sampling.batch,
+        sampling: args.sampling.options(),
         text_encoder: &encoder,
         device,
         force: args.common.force,
@@ -244,9 +248,7 @@ fn evaluate(args: EvaluateArgs, progress: &Progress) -> anyhow::Result<()> {
         out: args.out,
         subjects: args.subjects,
         samples: args.samples,
-        steps: args.sampling.steps,
-        guidance: args.sampling.guidance,
-        batch: args.sampling.batch,
+        sampling: args.sampling.options(),
         seed: args.seed,
         segmenter: args.segmenter,
         text_encoder: &encoder,

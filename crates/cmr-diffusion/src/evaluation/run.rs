@@ -36,7 +36,7 @@ use super::msssim::WINDOW;
 use super::report::{EvaluatedSubject, EvaluationOptions, EvaluationReport};
 use super::segmenter::{Analysis, Geometry, Segmenter};
 use crate::error::{DiffusionError, Result};
-use crate::pipeline::generate::{check_sampling_options, generate_subject, open_controlnet_model, Networks};
+use crate::pipeline::generate::{generate_subject, open_controlnet_model, Networks, SamplingOptions};
 use crate::pipeline::text::PromptTable;
 
 /// Everything an evaluation needs.
@@ -52,12 +52,8 @@ pub struct EvaluateConfig<'a> {
     pub subjects: usize,
     /// Samples generated per subject. Default 2; at least 2.
     pub samples: usize,
-    /// DDIM steps. Default 20.
-    pub steps: usize,
-    /// Classifier-free guidance weight. Default 4.0.
-    pub guidance: f64,
-    /// Slices denoised together.
-    pub batch: usize,
+    /// DDIM steps, guidance and batch.
+    pub sampling: SamplingOptions,
     /// Root seed: the choice of subjects, every sample's noise, the probes. Default 0.
     pub seed: u64,
     /// myopari's `tiramisu_acdc_fp32.onnx`.
@@ -73,7 +69,7 @@ pub struct EvaluateConfig<'a> {
 /// Evaluates the model; `progress(done, total)` after each generated sample.
 pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result<EvaluationReport> {
     // 1. check inputs
-    check_sampling_options(cfg.steps, cfg.batch, cfg.guidance)?;
+    cfg.sampling.check()?;
     if cfg.subjects < 2 {
         let message = format!("must be at least 2 (the shuffled-mask control pairs subjects), got {}", cfg.subjects);
         return Err(DiffusionError::option("subjects", message));
@@ -108,8 +104,9 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
     let (chosen, reference) = order.split_at(cfg.subjects);
 
     // 3. generate `samples` subjects from each evaluated subject's mask and prompt
-    let networks = Networks::load(&model, cfg.steps, &cfg.device)?;
-    let sampler = networks.sampler(cfg.guidance);
+    let SamplingOptions { steps, guidance, batch } = cfg.sampling;
+    let networks = Networks::load(&model, steps, &cfg.device)?;
+    let sampler = networks.sampler(guidance);
     let table = PromptTable::build(cfg.text_encoder, chosen.iter().map(|&t| train[t].row.prompt.as_str()))?;
     tracing::info!(subjects = chosen.len(), samples = cfg.samples, "generating");
     let total = chosen.len() * cfg.samples;
@@ -119,7 +116,7 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         let mut samples = Vec::with_capacity(cfg.samples);
         for k in 0..cfg.samples {
             let seed = cmr_core::seed::derive(cfg.seed, &["diffusion", "evaluate", &row.subject_id, &k.to_string()]);
-            samples.push(generate_subject(&sampler, &table, &tensor.mask, &row.prompt, seed, cfg.batch, &cfg.device)?);
+            samples.push(generate_subject(&sampler, &table, &tensor.mask, &row.prompt, seed, batch, &cfg.device)?);
             progress(j * cfg.samples + k + 1, total);
         }
         generated.push(samples);
@@ -151,13 +148,7 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         cohort: cfg.cohort.clone(),
         segmenter: cfg.segmenter.clone(),
         segmenter_geometry: geometry,
-        options: EvaluationOptions {
-            subjects: cfg.subjects,
-            samples: cfg.samples,
-            steps: cfg.steps,
-            guidance: cfg.guidance,
-            seed: cfg.seed,
-        },
+        options: EvaluationOptions { subjects: cfg.subjects, samples: cfg.samples, steps, guidance, seed: cfg.seed },
         subjects: (0..chosen.len())
             .map(|j| EvaluatedSubject {
                 subject_id: train[chosen[j]].row.subject_id.clone(),

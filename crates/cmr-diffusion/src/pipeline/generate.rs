@@ -23,7 +23,7 @@ use cmr_core::{atomic, CohortRow, Source, Split};
 use cmr_io::store::{read_tensor, write_tensor, SubjectTensor};
 use cmr_nn::text::SentenceEncoder;
 use ndarray::{s, Array4};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::data::one_hot_condition;
 use super::model_dir::ModelDir;
@@ -45,18 +45,46 @@ pub struct GenerateConfig<'a> {
     pub cohort: PathBuf,
     /// Synthetic folder to write.
     pub out: PathBuf,
-    /// DDIM steps. Default 20.
-    pub steps: usize,
-    /// Classifier-free guidance weight. Default 4.0.
-    pub guidance: f64,
-    /// Slices denoised together.
-    pub batch: usize,
+    /// DDIM steps, guidance and batch.
+    pub sampling: SamplingOptions,
     /// The frozen text encoder.
     pub text_encoder: &'a SentenceEncoder,
     /// Where to run.
     pub device: Device,
     /// Replace an existing `out`.
     pub force: bool,
+}
+
+/// How subjects are sampled; `diffusion generate`, `diffusion evaluate` and the pipeline's `[diffusion.generate]`
+/// table take these.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SamplingOptions {
+    /// DDIM steps. Default 20.
+    pub steps: usize,
+    /// Classifier-free guidance weight (1 = off). Default 4.0.
+    pub guidance: f64,
+    /// Slices denoised together. Default 8.
+    pub batch: usize,
+}
+
+impl Default for SamplingOptions {
+    fn default() -> Self {
+        Self { steps: 20, guidance: 4.0, batch: 8 }
+    }
+}
+
+impl SamplingOptions {
+    /// Checks that `steps` and `batch` are at least 1 and `guidance` is finite and ≥ 1.
+    pub fn check(&self) -> Result<()> {
+        if self.steps == 0 || self.batch == 0 {
+            return Err(DiffusionError::option(if self.steps == 0 { "steps" } else { "batch" }, "must be at least 1"));
+        }
+        if !(self.guidance >= 1.0 && self.guidance.is_finite()) {
+            return Err(DiffusionError::option("guidance", format!("must be ≥ 1, got {}", self.guidance)));
+        }
+        Ok(())
+    }
 }
 
 /// What a generation run did.
@@ -75,7 +103,7 @@ pub struct GenerateReport {
 /// Generates every plan row; `progress(done, total)` after each subject.
 pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<GenerateReport> {
     // 1. check inputs
-    check_sampling_options(cfg.steps, cfg.batch, cfg.guidance)?;
+    cfg.sampling.check()?;
     if cfg.out.exists() && !cfg.force {
         return Err(cmr_core::CoreError::OutputExists { path: cfg.out.clone() }.into());
     }
@@ -101,8 +129,8 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
     }
 
     // 2. networks, sampler, prompts
-    let networks = Networks::load(&model, cfg.steps, &cfg.device)?;
-    let sampler = networks.sampler(cfg.guidance);
+    let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
+    let sampler = networks.sampler(cfg.sampling.guidance);
     let table = PromptTable::build(cfg.text_encoder, plan.iter().map(|r| r.prompt.as_str()))?;
     let generator_sha256 = model.generator_sha256();
 
@@ -129,7 +157,7 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
                 &source_tensor.mask,
                 &plan_row.prompt,
                 plan_row.seed,
-                cfg.batch,
+                cfg.sampling.batch,
                 &cfg.device,
             )?;
             let tensor = SubjectTensor {
@@ -160,17 +188,6 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
     }
     std::fs::rename(&work, &cfg.out).map_err(|e| cmr_core::CoreError::io(&cfg.out, e))?;
     Ok(GenerateReport { out: cfg.out.clone(), generated, reused, generator_sha256 })
-}
-
-/// Checks the options every sampling run shares: `steps` and `batch` at least 1, `guidance` finite and ≥ 1.
-pub fn check_sampling_options(steps: usize, batch: usize, guidance: f64) -> Result<()> {
-    if steps == 0 || batch == 0 {
-        return Err(DiffusionError::option(if steps == 0 { "steps" } else { "batch" }, "must be at least 1"));
-    }
-    if !(guidance >= 1.0 && guidance.is_finite()) {
-        return Err(DiffusionError::option("guidance", format!("must be ≥ 1, got {guidance}")));
-    }
-    Ok(())
 }
 
 /// Opens the model folder at `path`, which must hold a ControlNet (mask-conditioned generation).
@@ -308,6 +325,28 @@ impl PlanRow {
             prompt: self.prompt.clone(),
             tensor_path,
             tensor_sha256: String::new(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sampling_options_name_the_bad_field() {
+        assert!(SamplingOptions::default().check().is_ok());
+        assert!(SamplingOptions { guidance: 1.0, steps: 1, batch: 1 }.check().is_ok());
+        let defaults = SamplingOptions::default();
+        for (bad, field) in [
+            (SamplingOptions { steps: 0, ..defaults }, "steps"),
+            (SamplingOptions { batch: 0, ..defaults }, "batch"),
+            (SamplingOptions { guidance: 0.5, ..defaults }, "guidance"),
+            (SamplingOptions { guidance: f64::NAN, ..defaults }, "guidance"),
+            (SamplingOptions { guidance: f64::INFINITY, ..defaults }, "guidance"),
+        ] {
+            let message = bad.check().unwrap_err().to_string();
+            assert!(message.contains(field), "{bad:?}: {message}");
         }
     }
 }

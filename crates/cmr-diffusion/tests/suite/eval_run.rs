@@ -7,6 +7,7 @@ use std::path::Path;
 use candle_core::Device;
 use cmr_diffusion::evaluation::dice::Structure;
 use cmr_diffusion::evaluation::run::{evaluate, EvaluateConfig};
+use cmr_diffusion::pipeline::generate::SamplingOptions;
 
 use crate::eval_segmenter::segmenter_path;
 use crate::pipeline::{encoder, trained_models};
@@ -18,9 +19,7 @@ fn config<'a>(model: &Path, cohort: &Path, out: &Path) -> EvaluateConfig<'a> {
         out: out.into(),
         subjects: 2,
         samples: 2,
-        steps: 2,
-        guidance: 2.0,
-        batch: 2,
+        sampling: SamplingOptions { steps: 2, guidance: 2.0, batch: 2 },
         seed: 4,
         segmenter: segmenter_path(),
         text_encoder: encoder(),

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 use candle_core::Device;
 use cmr_core::{CohortRow, Sex, Source, Split};
 use cmr_diffusion::models::{DownBlockType, UNet2dConditionConfig, UpBlockType};
-use cmr_diffusion::pipeline::generate::{self, GenerateConfig};
+use cmr_diffusion::pipeline::generate::{self, GenerateConfig, SamplingOptions};
 use cmr_diffusion::pipeline::model_dir::ModelDir;
 use cmr_diffusion::pipeline::train::{self, Stage, TrainConfig, TrainOptions};
 use cmr_io::store::{write_tensor, SubjectTensor};
@@ -229,9 +229,7 @@ fn generation_is_deterministic_resumable_and_guarded() {
         plan: plan.clone(),
         cohort: cohort_dir.clone(),
         out: out.into(),
-        steps: 3,
-        guidance: 2.0,
-        batch: 2,
+        sampling: SamplingOptions { steps: 3, guidance: 2.0, batch: 2 },
         text_encoder: encoder(),
         device: Device::Cpu,
         force: false,

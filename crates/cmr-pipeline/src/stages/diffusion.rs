@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use candle_core::Device;
-use cmr_diffusion::pipeline::generate::{self, GenerateConfig};
+use cmr_diffusion::pipeline::generate::{self, GenerateConfig, SamplingOptions};
 use cmr_diffusion::pipeline::train::{self, Stage as Network, TrainConfig, TrainOptions};
 use cmr_nn::device::DeviceSpec;
 use cmr_nn::resolve::{ResolvedModel, MINILM};
@@ -17,7 +17,6 @@ use serde_json::{json, Value};
 use super::{BASE, CONTROLNET, GENERATE};
 use crate::error::{PipelineError, Result};
 use crate::stage::{callback, report_json, Input, InputKind, Stage};
-use crate::tables::GenerateTable;
 
 /// The frozen sentence encoder both diffusion stages condition on, found on disk.
 #[derive(Debug, Clone)]
@@ -108,7 +107,7 @@ pub struct GenerateStage {
     /// The cohort the mask sources come from.
     pub cohort: PathBuf,
     /// Sampling options.
-    pub options: GenerateTable,
+    pub options: SamplingOptions,
     /// The text encoder.
     pub encoder: TextEncoder,
 }
@@ -139,9 +138,7 @@ impl Stage for GenerateStage {
             plan: self.plan.clone(),
             cohort: self.cohort.clone(),
             out: out.into(),
-            steps: self.options.steps,
-            guidance: self.options.guidance,
-            batch: self.options.batch,
+            sampling: self.options,
             text_encoder: &encoder,
             device,
             force: true,

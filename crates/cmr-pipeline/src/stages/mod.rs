@@ -144,7 +144,7 @@ pub fn build(pipeline: &Pipeline, run_dir: &Path) -> Result<Vec<Box<dyn Stage>>>
             model,
             plan: dir(PLAN).join("plan.parquet"),
             cohort: cohort.clone(),
-            options: cfg.diffusion.generate.clone(),
+            options: cfg.diffusion.generate,
             encoder,
         }));
         stages.push(Box::new(MergeStage { cohort: cohort.clone(), synthetic: dir(GENERATE) }));

@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use cmr_diffusion::pipeline::generate::SamplingOptions;
 use cmr_diffusion::pipeline::train::TrainOptions;
 use cmr_nn::device::DeviceSpec;
 use serde::{Deserialize, Serialize};
@@ -28,8 +29,8 @@ pub struct DiffusionTable {
     pub base: Option<TrainOptions>,
     /// Training of the ControlNet on the frozen base. `None`: the defaults of `diffusion train`.
     pub controlnet: Option<TrainOptions>,
-    /// Sampling of the synthetic subjects.
-    pub generate: GenerateTable,
+    /// Sampling of the synthetic subjects (defaults as `cmr-debias diffusion generate`).
+    pub generate: SamplingOptions,
 }
 
 impl Default for DiffusionTable {
@@ -40,7 +41,7 @@ impl Default for DiffusionTable {
             text_encoder: None,
             base: None,
             controlnet: None,
-            generate: GenerateTable::default(),
+            generate: SamplingOptions::default(),
         }
     }
 }
@@ -54,32 +55,14 @@ impl Section for DiffusionTable {
         vec![
             ("base", Schema::of::<TrainOptions>()),
             ("controlnet", Schema::of::<TrainOptions>()),
-            ("generate", Schema::of::<GenerateTable>()),
+            ("generate", Schema::of::<SamplingOptions>()),
         ]
     }
 }
 
 impl Section for TrainOptions {}
 
-/// The `[diffusion.generate]` table (defaults as `cmr-debias diffusion generate`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct GenerateTable {
-    /// DDIM steps. Default 20.
-    pub steps: usize,
-    /// Classifier-free guidance weight (1 = off). Default 4.0.
-    pub guidance: f64,
-    /// Slices denoised together. Default 8.
-    pub batch: usize,
-}
-
-impl Default for GenerateTable {
-    fn default() -> Self {
-        Self { steps: 20, guidance: 4.0, batch: 8 }
-    }
-}
-
-impl Section for GenerateTable {}
+impl Section for SamplingOptions {}
 
 /// Training options of both networks, with the pipeline's seed.
 #[derive(Debug, Clone, PartialEq)]

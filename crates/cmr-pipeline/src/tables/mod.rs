@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub use audit::AuditTable;
 pub use balance::BalanceTable;
 pub use cohort::{CohortSource, CohortTable};
-pub use diffusion::{DiffusionTable, GenerateTable};
+pub use diffusion::DiffusionTable;
 pub use fed::{Arm, FederatedTable, FmTable};
 
 use crate::error::Result;
