@@ -68,7 +68,7 @@ fn train_plan_generate_merge() {
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["subjects"].as_array().map(Vec::len), Some(2));
     let overall = &report["dice"]["overall"];
-    for arm in ["generated", "real", "shuffled"] {
+    for arm in ["generated", "real", "shuffled", "mask_overlap"] {
         for structure in ["LV", "MYO", "RV"] {
             let mean = &overall[arm][structure]["mean"];
             assert!(mean.is_null() || (0.0..=1.0).contains(&mean.as_f64().unwrap()), "{arm} {structure}: {mean}");

@@ -65,8 +65,8 @@ impl Evaluation<'_, '_> {
     }
 
     /// Dice of the segmenter's labels per subgroup: generated vs conditioning mask, real vs its mask, generated vs
-    /// the partner's mask. Subject tensors are cropped on the LV centroid, so the partner's mask differs in shape
-    /// and size, not in position.
+    /// the partner's mask; and of the conditioning mask vs the partner's. Subject tensors are cropped on the LV
+    /// centroid, so the partner's mask differs in shape and size, not in position.
     pub fn mask_fidelity(&self) -> BTreeMap<String, DiceGroup> {
         let mut dice: BTreeMap<String, DiceGroup> = BTreeMap::new();
         for (j, &t) in self.chosen.iter().enumerate() {
@@ -77,11 +77,12 @@ impl Evaluation<'_, '_> {
                 let group = dice.entry(name).or_default();
                 group.subjects += 1;
                 for (p, &plane) in self.planes[t].iter().enumerate() {
-                    let truth = plane_of(mask, plane);
+                    let (truth, other) = (plane_of(mask, plane), plane_of(partner_mask, plane));
                     group.real.add(dice_all(&self.real_analysis[j][p].mask, &truth));
+                    group.mask_overlap.add(dice_all(&truth, &other));
                     for sample in &self.generated_analysis[j] {
                         group.generated.add(dice_all(&sample[p].mask, &truth));
-                        group.shuffled.add(dice_all(&sample[p].mask, &plane_of(partner_mask, plane)));
+                        group.shuffled.add(dice_all(&sample[p].mask, &other));
                     }
                 }
             }

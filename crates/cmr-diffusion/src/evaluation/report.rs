@@ -81,6 +81,9 @@ pub struct DiceGroup {
     pub real: DiceMeans,
     /// Segmenter on the generated images vs another subject's mask (the control: must be far below `generated`).
     pub shuffled: DiceMeans,
+    /// The conditioning mask vs that other subject's mask, once per heart image: what a generator that reproduced
+    /// its mask exactly would score in the control, so how far below `generated` the control can fall at all.
+    pub mask_overlap: DiceMeans,
 }
 
 /// Fréchet distances (the squared form, as FID) between Gaussians fitted to segmenter features. The reference is
@@ -189,17 +192,18 @@ impl EvaluationReport {
             md,
             "Per 2D image with a heart in its mask; a structure absent from both label maps is not counted. \
              *generated*: vs the conditioning mask; *real*: the segmenter on the real image; *shuffled*: vs another \
-             subject's mask.\n"
+             subject's mask; *masks*: the conditioning mask itself vs that other mask, the score of the shuffled \
+             control for a generator that reproduced its mask exactly.\n"
         );
         let _ = write!(md, "| group | subjects |");
         for s in Structure::ALL {
-            let _ = write!(md, " {0} generated | {0} real | {0} shuffled |", s.name());
+            let _ = write!(md, " {0} generated | {0} real | {0} shuffled | {0} masks |", s.name());
         }
-        let _ = writeln!(md, "\n|---|---:|{}", "---:|".repeat(3 * Structure::ALL.len()));
+        let _ = writeln!(md, "\n|---|---:|{}", "---:|".repeat(4 * Structure::ALL.len()));
         for (name, group) in &self.dice {
             let _ = write!(md, "| {name} | {} |", group.subjects);
             for s in Structure::ALL {
-                for means in [&group.generated, &group.real, &group.shuffled] {
+                for means in [&group.generated, &group.real, &group.shuffled, &group.mask_overlap] {
                     let _ = write!(md, " {} |", dice_cell(means.get(s)));
                 }
             }

@@ -53,8 +53,26 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     assert_eq!(overall.real.get(Structure::Lv).n, 8);
     assert_eq!(overall.generated.get(Structure::Lv).n, 16);
     assert_eq!(overall.shuffled.get(Structure::Lv).n, 16, "the shuffled-mask control");
+    // The control's ceiling: each subject's mask vs its partner's, once per image, as recomputed here.
+    assert_eq!(overall.mask_overlap.get(Structure::Lv).n, 8);
+    let rows = cmr_core::cohort::read(&cohort).unwrap();
+    let lv_of = |id: &str| {
+        let row = rows.iter().find(|r| r.subject_id == id).unwrap();
+        cmr_io::store::read_tensor(&cohort.join(&row.tensor_path)).unwrap().mask.mapv(|l| l == 1)
+    };
+    let (lv_a, lv_b) = (lv_of(ids[0]), lv_of(ids[1]));
+    let (frames, slices, _, _) = lv_a.dim();
+    let dice = |f: usize, s: usize| {
+        let (x, y) = (lv_a.slice(ndarray::s![f, s, .., ..]), lv_b.slice(ndarray::s![f, s, .., ..]));
+        let both = x.iter().zip(&y).filter(|(a, b)| **a && **b).count();
+        2.0 * both as f64 / (x.iter().filter(|v| **v).count() + y.iter().filter(|v| **v).count()) as f64
+    };
+    let planes: Vec<(usize, usize)> = (0..frames).flat_map(|f| (0..slices).map(move |s| (f, s))).collect();
+    let expected = planes.iter().map(|&(f, s)| dice(f, s)).sum::<f64>() / planes.len() as f64; // symmetric pairs
+    let overlap = overall.mask_overlap.get(Structure::Lv).mean.unwrap();
+    assert!((overlap - expected).abs() < 1e-12, "{overlap} vs {expected}");
     for group in report.dice.values() {
-        for means in [&group.real, &group.generated, &group.shuffled] {
+        for means in [&group.real, &group.generated, &group.shuffled, &group.mask_overlap] {
             for s in Structure::ALL {
                 assert!(means.get(s).mean.is_none_or(|d| (0.0..=1.0).contains(&d)), "{s:?}: {:?}", means.get(s));
             }
@@ -79,8 +97,9 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     assert_eq!((sex.generated.n, sex.real.n, sex.train_slices), (4, 2, 4));
     assert!(sex.generated.lo <= sex.generated.accuracy && sex.generated.accuracy <= sex.generated.hi);
 
+    // Both sides through serde_json's text parser, which may round a float's last digit differently from ryu's print.
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("evaluation.json")).unwrap()).unwrap();
-    assert_eq!(json, serde_json::to_value(&report).unwrap());
+    assert_eq!(json, serde_json::from_str::<serde_json::Value>(&serde_json::to_string(&report).unwrap()).unwrap());
     let md = std::fs::read_to_string(a.join("evaluation.md")).unwrap();
     assert!(md.contains("| overall | 2 |") && md.contains("## Fréchet distance"), "{md}");
     assert_eq!(file_names(&a), ["evaluation.json", "evaluation.md"]);
