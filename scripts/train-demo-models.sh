@@ -6,7 +6,7 @@
 #              patches, 128 tokens), pretrained as a masked autoencoder (issue 7). About 10 minutes on 2 cores.
 #   diffusion  models/demo/controlnet/: the text-conditional base UNet (demo widths 32/64/128; into WORK_DIR), then the
 #              mask ControlNet on it; the folder holds a copy of the base, so it is the only one shipped (issue 6).
-#              About an hour on 2 cores.
+#              About 70 minutes on 2 cores.
 # Usage: scripts/train-demo-models.sh fm|diffusion|all [WORK_DIR]   (WORK_DIR keeps the cohorts; default: temporary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,7 +27,7 @@ fi
 if [[ $which == diffusion || $which == all ]]; then
   ingest "$work/cohort64" 8   # 8 slices per subject: more 2D training slices
   "$bin" diffusion train --cohort "$work/cohort64" --out "$work/diffusion-base" --stage base \
-    --steps 600 --batch 8 --seed 0 --force
+    --steps 1200 --batch 8 --seed 0 --force
   "$bin" diffusion train --cohort "$work/cohort64" --out models/demo/controlnet --stage controlnet \
-    --base "$work/diffusion-base" --steps 800 --batch 8 --seed 0 --force
+    --base "$work/diffusion-base" --steps 1000 --batch 8 --seed 0 --force
 fi
