@@ -12,7 +12,7 @@ use ndarray::{s, Array4};
 use super::attribute_probe::{accuracy_ci, AttributeProbe};
 use super::dice::dice_all;
 use super::frechet::frechet_distance;
-use super::memorisation::NccIndex;
+use super::memorisation::{centred, NccIndex};
 use super::msssim::ms_ssim;
 use super::report::{Accuracy, AttributeFidelity, DiceGroup, DiversityReport, FrechetReport, MemorisationReport};
 use super::segmenter::Analysis;
@@ -274,20 +274,11 @@ fn probe_features(image: &Array4<f32>, mask: &Array4<u8>) -> Vec<Vec<f32>> {
                     counts[cell] += 1;
                 }
                 let pooled: Vec<f32> = sums.iter().zip(&counts).map(|(&sum, &n)| sum / n as f32).collect();
-                row.extend(standardised(&pooled));
+                row.extend(centred(&pooled, (pooled.len() as f64).sqrt())); // mean 0, standard deviation 1
             }
             row
         })
         .collect()
-}
-
-/// `values` shifted and scaled to mean 0 and (population) standard deviation 1; all 0 when they are constant.
-fn standardised(values: &[f32]) -> Vec<f32> {
-    let n = values.len() as f64;
-    let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
-    let std = (values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n).sqrt();
-    let scale = if std > 0.0 { 1.0 / std } else { 0.0 };
-    values.iter().map(|&v| ((f64::from(v) - mean) * scale) as f32).collect()
 }
 
 /// The most frequent of `predictions` (each below `classes`), the lowest class on ties.

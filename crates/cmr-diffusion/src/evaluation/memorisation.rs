@@ -34,7 +34,7 @@ impl NccIndex {
         let mut flat = Vec::with_capacity(images.len() * pixels);
         for (i, image) in images.iter().enumerate() {
             assert_eq!(image.len(), pixels, "reference {i} has {} pixels, reference 0 has {pixels}", image.len());
-            flat.extend(normalised(image));
+            flat.extend(centred(image, 1.0));
         }
         let references = Tensor::from_vec(flat, (images.len(), pixels), &Device::Cpu).expect("length checked");
         Self { references, pixels }
@@ -77,7 +77,7 @@ impl NccIndex {
                     query.len(),
                     self.pixels
                 );
-                flat.extend(normalised(query));
+                flat.extend(centred(query, 1.0));
             }
             let scores = Tensor::from_vec(flat, (block.len(), self.pixels), &Device::Cpu)
                 .and_then(|q| q.matmul(&self.references.t()?))
@@ -107,10 +107,11 @@ pub fn memorised_fraction(index: &NccIndex, queries: &[Vec<f32>], threshold: f64
     hits as f64 / queries.len() as f64
 }
 
-/// `(x − x̄) / ‖x − x̄‖`, computed in f64; all zeros for a constant image.
-fn normalised(x: &[f32]) -> Vec<f32> {
+/// `norm · (x − x̄) / ‖x − x̄‖`, computed in f64; all zeros for a constant `x`. `norm = 1` gives the unit vectors
+/// whose dot product is the NCC; `norm = √len` gives values of mean 0 and standard deviation 1.
+pub(crate) fn centred(x: &[f32], norm: f64) -> Vec<f32> {
     let mean = x.iter().map(|&v| f64::from(v)).sum::<f64>() / x.len() as f64;
-    let norm = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>().sqrt();
-    let scale = if norm > 0.0 { 1.0 / norm } else { 0.0 };
+    let length = x.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>().sqrt();
+    let scale = if length > 0.0 { norm / length } else { 0.0 };
     x.iter().map(|&v| ((f64::from(v) - mean) * scale) as f32).collect()
 }
