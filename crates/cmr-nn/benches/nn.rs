@@ -75,24 +75,10 @@ fn conv(k: Kernels, x: &Tensor, w: &Tensor) -> Result<Tensor> {
     }
 }
 
-fn conv_bias(k: Kernels, x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    match k {
-        Kernels::Candle => x.broadcast_add(&bias.reshape((1, (), 1, 1))?),
-        Kernels::Cmr => ops::add_channel_bias(x, bias),
-    }
-}
-
 fn group_norm(k: Kernels, x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor) -> Result<Tensor> {
     match k {
         Kernels::Candle => candle_nn::GroupNorm::new(weight.clone(), bias.clone(), x.dim(1)?, groups, 1e-5)?.forward(x),
         Kernels::Cmr => ops::group_norm(x, groups, weight, bias, 1e-5),
-    }
-}
-
-fn silu(k: Kernels, x: &Tensor) -> Result<Tensor> {
-    match k {
-        Kernels::Candle => x.silu(),
-        Kernels::Cmr => ops::silu(x),
     }
 }
 
@@ -123,8 +109,16 @@ impl Block {
     fn forward(&self, k: Kernels, x: &Tensor) -> Result<Tensor> {
         let mut h = x.clone();
         for (gn_w, gn_b, w, b) in &self.layers {
-            h = silu(k, &group_norm(k, &h, 32, gn_w, gn_b)?)?;
-            h = conv_bias(k, &conv(k, &h, w)?, b)?;
+            h = match k {
+                Kernels::Candle => {
+                    let normed = group_norm(k, &h, 32, gn_w, gn_b)?.silu()?;
+                    conv(k, &normed, w)?.broadcast_add(&b.reshape((1, (), 1, 1))?)?
+                }
+                Kernels::Cmr => {
+                    let normed = ops::group_norm_silu(&h, 32, gn_w, gn_b, 1e-5)?;
+                    ops::conv2d_biased(&normed, w, b, ConvParams { stride: 1, padding: 1, groups: 1 })?
+                }
+            };
         }
         x + h
     }

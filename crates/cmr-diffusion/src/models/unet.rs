@@ -9,7 +9,7 @@
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use cmr_nn::layers::{
-    silu, Conv2d, Conv2dConfig, GroupNorm, GroupNormConfig, ResnetBlock2dConfig, TimestepEmbedding,
+    Conv2d, Conv2dConfig, GroupNorm, GroupNormConfig, ResnetBlock2dConfig, TimestepEmbedding,
     TimestepEmbeddingConfig, Timesteps, TimestepsConfig,
 };
 use serde::{Deserialize, Serialize};
@@ -382,6 +382,6 @@ impl UNet2dConditionModel {
             xs = block.forward(&xs, &mut skips, &temb, text)?;
         }
         // 7. post-process
-        self.conv_out.forward(&silu(&self.conv_norm_out.forward(&xs)?)?)
+        self.conv_out.forward(&self.conv_norm_out.forward_silu(&xs)?)
     }
 }

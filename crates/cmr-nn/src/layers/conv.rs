@@ -71,12 +71,23 @@ impl Conv2d {
     }
 }
 
+impl Conv2d {
+    /// The convolution plus its bias and `extra` `(b, c_out)`, one more bias per image and output channel (a ResNet
+    /// block's projected time embedding), all in one op ([`ops::conv2d_biased`]).
+    pub fn forward_with_image_bias(&self, xs: &Tensor, extra: &Tensor) -> Result<Tensor> {
+        let bias = match &self.bias {
+            Some(bias) => extra.broadcast_add(bias)?,
+            None => extra.clone(),
+        };
+        ops::conv2d_biased(xs, &self.weight, &bias, self.params)
+    }
+}
+
 impl Module for Conv2d {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
-        let ys = ops::conv2d(xs, &self.weight, self.params)?; // (b, c_out, h', w')
         match &self.bias {
-            Some(bias) => ops::add_channel_bias(&ys, bias),
-            None => Ok(ys),
+            Some(bias) => ops::conv2d_biased(xs, &self.weight, bias, self.params),
+            None => ops::conv2d(xs, &self.weight, self.params),
         }
     }
 }

@@ -4,10 +4,10 @@
 //!
 //! Candle's fused `candle_nn::ops::layer_norm` (used by `candle_nn::LayerNorm` on contiguous input) records no
 //! gradient on CPU in candle 0.11.1, so a model built on it silently stops training its norms and everything
-//! below them; `tests/suite/candle_gaps.rs` measures it. An affine GroupNorm over `(b, c, h, w, …)` runs as one fused
-//! op, [`crate::ops::group_norm`].
+//! below them; `tests/suite/candle_gaps.rs` measures it. An affine GroupNorm over `(b, c, h, w, …)` and an affine
+//! LayerNorm run as one fused op with a tested gradient, [`crate::ops::group_norm`] and [`crate::ops::layer_norm`].
 
-use candle_core::{bail, DType, Module, Result, Tensor, D};
+use candle_core::{bail, Module, Result, Tensor, D};
 use candle_nn::{Init, VarBuilder};
 
 /// Configuration of a [`GroupNorm`] layer.
@@ -45,6 +45,19 @@ impl GroupNorm {
     }
 }
 
+impl GroupNorm {
+    /// The normalisation followed by SiLU (`x·σ(x)`), the pair of every ResNet block: one fused op for an affine
+    /// norm of `(b, c, h, …)` ([`crate::ops::group_norm_silu`]).
+    pub fn forward_silu(&self, xs: &Tensor) -> Result<Tensor> {
+        match &self.affine {
+            Some((weight, bias)) if xs.rank() > 2 && xs.dim(1)? == self.num_channels => {
+                crate::ops::group_norm_silu(xs, self.num_groups, weight, bias, self.eps)
+            }
+            _ => crate::ops::silu(&self.forward(xs)?),
+        }
+    }
+}
+
 impl Module for GroupNorm {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let dims = xs.dims().to_vec();
@@ -55,7 +68,7 @@ impl Module for GroupNorm {
             return crate::ops::group_norm(xs, self.num_groups, weight, bias, self.eps);
         }
         let b = dims[0];
-        let normed = normalize_last(&xs.reshape((b, self.num_groups, ()))?, self.eps)?.reshape(dims.as_slice())?;
+        let normed = crate::ops::normalize_last(&xs.reshape((b, self.num_groups, ()))?, self.eps)?.reshape(dims.as_slice())?;
         match &self.affine {
             Some((weight, bias)) => {
                 // (c,) → (1, c, 1, …, 1) to broadcast over batch and trailing dimensions.
@@ -105,10 +118,9 @@ impl Module for LayerNorm {
         if xs.dim(D::Minus1)? != self.size {
             bail!("LayerNorm: expected (…, {}), got {:?}", self.size, xs.shape());
         }
-        let normed = normalize_last(xs, self.eps)?;
         match &self.affine {
-            Some((weight, bias)) => normed.broadcast_mul(weight)?.broadcast_add(bias),
-            None => Ok(normed),
+            Some((weight, bias)) => crate::ops::layer_norm(xs, weight, bias, self.eps),
+            None => crate::ops::normalize_last(xs, self.eps),
         }
     }
 }
@@ -117,15 +129,3 @@ fn affine_params(vb: &VarBuilder, size: usize) -> Result<(Tensor, Tensor)> {
     Ok((vb.get_with_hints(size, "weight", Init::Const(1.0))?, vb.get_with_hints(size, "bias", Init::Const(0.0))?))
 }
 
-/// `(x − mean) / √(var + eps)` over the last dimension, with the biased variance (divide by n, as torch). Half
-/// precision is computed in f32: the sum of squares of a group overflows f16 long before the values do.
-fn normalize_last(xs: &Tensor, eps: f64) -> Result<Tensor> {
-    let dtype = xs.dtype();
-    let work = match dtype {
-        DType::F16 | DType::BF16 => xs.to_dtype(DType::F32)?,
-        _ => xs.clone(),
-    };
-    let centered = work.broadcast_sub(&work.mean_keepdim(D::Minus1)?)?;
-    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
-    centered.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)
-}

@@ -87,27 +87,29 @@ impl ResnetBlock2d {
     /// Applies the block; `temb` `(b, temb_channels)` is required exactly when the block was built with
     /// `temb_channels`.
     pub fn forward(&self, xs: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        // 1. first stage
-        let mut h = self.conv1.forward(&silu(&self.norm1.forward(xs)?)?)?; // (b, c_out, h, w)
-
-        // 2. time embedding, one bias per channel and sample
-        match (&self.time_emb_proj, temb) {
+        // 1. first stage, with the time embedding as one more bias per channel and sample
+        let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(temb)) => {
                 let t = proj.forward(&silu(temb)?)?; // (b, c_out)
-                h = h.broadcast_add(&t.unsqueeze(2)?.unsqueeze(3)?)?;
+                self.conv1.forward_with_image_bias(&self.norm1.forward_silu(xs)?, &t)?
             }
-            (None, None) => {}
+            (None, None) => self.conv1.forward(&self.norm1.forward_silu(xs)?)?,
             (Some(_), None) => bail!("ResnetBlock2d: built with temb_channels but called without a time embedding"),
             (None, Some(_)) => bail!("ResnetBlock2d: called with a time embedding but built without temb_channels"),
-        }
-        // 3. second stage
-        let h = self.conv2.forward(&silu(&self.norm2.forward(&h)?)?)?;
-        // 4. shortcut
+        }; // (b, c_out, h, w)
+        // 2. second stage
+        let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
+        // 3. shortcut
         let shortcut = match &self.conv_shortcut {
             Some(conv) => conv.forward(xs)?,
             None => xs.clone(),
         };
-        (shortcut + h)? / self.output_scale_factor
+        let sum = (shortcut + h)?;
+        if self.output_scale_factor == 1.0 {
+            Ok(sum)
+        } else {
+            sum / self.output_scale_factor
+        }
     }
 }
 

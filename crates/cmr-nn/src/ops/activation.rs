@@ -49,14 +49,36 @@ fn sigmoid<T: Float>(x: T) -> T {
 
 #[inline(always)]
 fn silu<T: Float>(x: &[T], y: &mut [T]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * sigmoid(*x));
+    y.iter_mut().zip(x).for_each(|(y, x)| *y = silu_one(*x));
+}
+
+/// `x ← x·σ(x)`.
+#[inline(always)]
+pub(super) fn silu_in_place<T: Float>(x: &mut [T]) {
+    x.iter_mut().for_each(|x| *x = silu_one(*x));
+}
+
+/// `u ← g·σ(u)·(1 + u·(1 − σ(u)))`: the gradient of SiLU at `u` given the gradient `g` of its output.
+#[inline(always)]
+pub(super) fn silu_grad_in_place<T: Float>(u: &mut [T], g: &[T]) {
+    u.iter_mut().zip(g).for_each(|(u, g)| *u = silu_grad_one(*u, *g));
+}
+
+#[inline(always)]
+fn silu_one<T: Float>(x: T) -> T {
+    x * sigmoid(x)
+}
+
+#[inline(always)]
+fn silu_grad_one<T: Float>(x: T, g: T) -> T {
+    let s = sigmoid(x);
+    g * s * (T::one() + x * (T::one() - s))
 }
 
 #[inline(always)]
 fn silu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
     for (dx, (x, g)) in dx.iter_mut().zip(x.iter().zip(g)) {
-        let s = sigmoid(*x);
-        *dx = *g * s * (T::one() + *x * (T::one() - s));
+        *dx = silu_grad_one(*x, *g);
     }
 }
 

@@ -1,96 +1,53 @@
-//! Per-channel bias `y[b, c, …] = x[b, c, …] + β[c]` (every conv layer's bias) as a multi-threaded CPU custom op.
-//!
-//! Candle's `broadcast_add` runs on one thread, and its backward for `β` sums the gradient over the broadcast
-//! dimensions (batch and space) with a strided, single-threaded reduction. Here the forward is one parallel pass, the
-//! gradient of `x` is the incoming gradient itself, and that of `β` one parallel pass of per-channel sums
-//! ([`ChannelSum`], whose own backward is a broadcast).
+//! The gradient of a bias per image and channel: the incoming gradient summed over each `(image, channel)` plane, in
+//! one parallel pass. (A bias shared by all images is broadcast to this shape first; candle sums the small `(b, c)`
+//! gradient over the images.) Candle's own reduction over broadcast dimensions runs strided on one thread.
 
 use super::cpu::{self, sum, vectorized, Float, Kernel};
-use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-/// `x (b, c, hw…)`: its shape, and `(b, c, hw)`.
-#[derive(Debug, Clone)]
-struct Channels {
+/// `g (b, c, …) → Σ_{…} g[b, c, …]`, shape `(b, c)`.
+struct PlaneSum {
     shape: Shape,
-    c: usize,
-    hw: usize,
 }
 
-/// `(x, β) → x + β[c]`.
-struct AddBias(Channels);
+impl PlaneSum {
+    /// `(b, c)`.
+    fn planes(&self) -> (usize, usize) {
+        let dims = self.shape.dims();
+        (dims[0], dims[1])
+    }
+}
 
-/// `g → Σ_{b, hw} g[b, c, hw]`, shape `(c)`.
-struct ChannelSum(Channels);
-
-impl Kernel for AddBias {
+impl Kernel for PlaneSum {
     fn name(&self) -> &'static str {
-        "cmr-add-channel-bias"
+        "cmr-plane-sum"
     }
 
     fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
-        let (x, bias, hw) = (operands[0], operands[1], self.0.hw);
-        let mut y = vec![T::zero(); x.len()];
-        y.par_chunks_mut(hw).zip(x.par_chunks(hw)).enumerate().for_each(|(i, (y, x))| {
-            let b = bias[i % self.0.c];
-            vectorized! {
-                for (y, x) in y.iter_mut().zip(x) {
-                    *y = *x + b;
-                }
-            }
-        });
-        y
+        let hw = self.shape.dims()[2..].iter().product::<usize>().max(1);
+        operands[0].par_chunks(hw).map(|g| T::from_f64(vectorized!(sum(g, g, |v, _| v)))).collect()
     }
 }
 
-impl Kernel for ChannelSum {
-    fn name(&self) -> &'static str {
-        "cmr-channel-sum"
-    }
-
-    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
-        let (g, Channels { c, hw, .. }) = (operands[0], &self.0);
-        let plane_sums: Vec<f64> = g.par_chunks(*hw).map(|g| vectorized!(sum(g, g, |v, _| v))).collect();
-        (0..*c).map(|ch| T::from_f64(plane_sums.iter().skip(ch).step_by(*c).sum())).collect()
-    }
-}
-
-impl CustomOp2 for AddBias {
-    fn name(&self) -> &'static str {
-        Kernel::name(self)
-    }
-
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
-        let c = Shape::from(self.0.c);
-        Ok((cpu::run(self, &[(s1, l1, &self.0.shape), (s2, l2, &c)])?, self.0.shape.clone()))
-    }
-
-    fn bwd(&self, x: &Tensor, bias: &Tensor, _y: &Tensor, g: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let dx = x.track_op().then(|| g.clone());
-        let dbias = bias.track_op().then(|| g.contiguous()?.apply_op1(ChannelSum(self.0.clone()))).transpose()?;
-        Ok((dx, dbias))
-    }
-}
-
-impl CustomOp1 for ChannelSum {
+impl CustomOp1 for PlaneSum {
     fn name(&self) -> &'static str {
         Kernel::name(self)
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        Ok((cpu::run(self, &[(s, l, &self.0.shape)])?, Shape::from(self.0.c)))
+        Ok((cpu::run(self, &[(s, l, &self.shape)])?, Shape::from(self.planes())))
     }
 
     fn bwd(&self, _g: &Tensor, _sums: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let mut dims = vec![1; self.0.shape.rank()];
-        dims[1] = self.0.c;
-        grad.reshape(dims)?.broadcast_as(&self.0.shape).map(Some)
+        let (b, c) = self.planes();
+        let mut dims = vec![1; self.shape.rank()];
+        (dims[0], dims[1]) = (b, c);
+        grad.reshape(dims)?.broadcast_as(&self.shape).map(Some)
     }
 }
 
-/// Applies the op to f32/f64 CPU tensors `x (b, c, …)` and `β (c)` of one dtype.
-pub(super) fn apply(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let dims = x.dims();
-    let channels = Channels { shape: x.shape().clone(), c: dims[1], hw: dims[2..].iter().product() };
-    x.contiguous()?.apply_op2(&bias.contiguous()?, AddBias(channels))
+/// `Σ g` over the trailing dimensions of the f32/f64 CPU tensor `g (b, c, …)`, shape `(b, c)`, differentiable.
+pub(super) fn sum_planes(g: &Tensor) -> Result<Tensor> {
+    g.contiguous()?.apply_op1(PlaneSum { shape: g.shape().clone() })
 }

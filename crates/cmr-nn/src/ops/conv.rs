@@ -8,12 +8,15 @@
 //! ```
 //!
 //! (`g` is the incoming gradient; every line follows from `⟨Conv(x, w), dy⟩` being one trilinear form.)
+//! A convolution with a bias is a fourth op, [`BiasedConv`] `(x, w, β) → Conv(x, w) + β`, with `β` one value per
+//! image and output channel: its gradients are those of `Conv` and, for `β`, the per-image channel sums of `g`.
+//!
 //! The ops run on CPU only, for f32 and f64, on contiguous tensors; [`super::conv2d`] routes everything else to
 //! candle's own convolution.
 
 use super::cpu::{self, Float, Kernel};
 use super::im2col::{self, Geometry};
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 
 /// Which member of the convolution family an op computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,7 +63,7 @@ impl Kernel for ConvOp {
     fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
         let (a, b) = (operands[0], operands[1]);
         match self.kind {
-            Kind::Conv => im2col::forward(&self.geom, a, b),
+            Kind::Conv => im2col::forward(&self.geom, a, b, None),
             Kind::GradInput => im2col::grad_input(&self.geom, a, b),
             Kind::GradWeight => im2col::grad_weight(&self.geom, a, b),
         }
@@ -95,4 +98,57 @@ impl CustomOp2 for ConvOp {
 /// tensors of one dtype, shaped as `kind` expects for `geom`.
 pub(super) fn apply(kind: Kind, geom: Geometry, a: &Tensor, b: &Tensor) -> Result<Tensor> {
     a.contiguous()?.apply_op2(&b.contiguous()?, ConvOp { kind, geom })
+}
+
+/// `(x, w, β (b, c_out)) → x ⊛ w + β`: the convolution with its bias (and, in a ResNet block, the time embedding)
+/// added in the same pass, so the sum is one graph node instead of two or three.
+struct BiasedConv(Geometry);
+
+impl Kernel for BiasedConv {
+    fn name(&self) -> &'static str {
+        "cmr-conv2d-biased"
+    }
+
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
+        im2col::forward(&self.0, operands[0], operands[1], Some(operands[2]))
+    }
+}
+
+impl CustomOp3 for BiasedConv {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let [x, w, y] = ConvOp { kind: Kind::Conv, geom: self.0 }.shapes();
+        let bias = Shape::from((self.0.b, self.0.c_out));
+        Ok((cpu::run(self, &[(s1, l1, &x), (s2, l2, &w), (s3, l3, &bias)])?, y))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        bias: &Tensor,
+        _y: &Tensor,
+        g: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let dx = x.track_op().then(|| apply(Kind::GradInput, self.0, g, w)).transpose()?;
+        let dw = w.track_op().then(|| apply(Kind::GradWeight, self.0, x, g)).transpose()?;
+        let dbias = bias.track_op().then(|| super::bias::sum_planes(g)).transpose()?;
+        Ok((dx, dw, dbias))
+    }
+}
+
+/// `x ⊛ w + β` for f32/f64 CPU tensors of one dtype shaped for `geom`, `β` `(b, c_out)`, recording it for backprop.
+pub(super) fn apply_biased(geom: Geometry, x: &Tensor, w: &Tensor, bias: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, BiasedConv(geom))
 }

@@ -13,6 +13,7 @@
 //! in one more pass. The backward op records no gradient of its own (second derivatives through GroupNorm fail with
 //! candle's `BackwardNotSupported`).
 
+use super::activation::{silu_grad_in_place, silu_in_place};
 use super::cpu::{self, sum, vectorized, Float, Kernel};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -25,6 +26,8 @@ pub(super) struct Norm {
     pub hw: usize,
     pub groups: usize,
     pub eps: f64,
+    /// Whether SiLU follows the normalisation.
+    pub silu: bool,
 }
 
 impl Norm {
@@ -50,19 +53,32 @@ fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
         vectorized! {
             let (mean, rstd) = stats(x, p.eps);
             let c0 = bg % p.groups * (p.c / p.groups);
+            if p.hw == 1 {
+                // One value per channel (a LayerNorm row): γ and β run along the group.
+                let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
+                let params = gamma[c0..].iter().zip(&beta[c0..]);
+                y.iter_mut().zip(x).zip(params).for_each(|((y, x), (g, b))| *y = (*x - m) * r * *g + *b);
+                if p.silu {
+                    silu_in_place(y);
+                }
+                return;
+            }
             for (c, (y, x)) in (c0..).zip(y.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
-                let a = rstd * gamma[c].to_f64();
-                let (a, b) = (T::from_f64(a), T::from_f64(beta[c].to_f64() - mean * a));
+                let (a, b) = affine(gamma[c], beta[c], mean, rstd);
                 y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * a + b);
+                if p.silu {
+                    silu_in_place(y);
+                }
             }
         }
     });
     y
 }
 
-/// `[dx (all of x), dγ (c), dβ (c)]` in one vector.
-fn backward<T: Float>(p: &Norm, x: &[T], gamma: &[T], dy: &[T]) -> Vec<T> {
+/// `[dx (all of x), dγ (c), dβ (c)]` in one vector; `params` is `[γ, β]` (`2c`), `β` read only with SiLU.
+fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
     let (n, cg) = (p.n(), p.c / p.groups);
+    let (gamma, beta) = params.split_at(p.c);
     let mut out = vec![T::zero(); x.len() + 2 * p.c];
     let (dx, _) = out.split_at_mut(x.len());
     // Per (image, channel): (dγ, dβ) contributions, summed over images below.
@@ -75,22 +91,53 @@ fn backward<T: Float>(p: &Norm, x: &[T], gamma: &[T], dy: &[T]) -> Vec<T> {
             vectorized! {
                 let (mean, rstd) = stats(x, p.eps);
                 let c0 = bg % p.groups * cg;
-                // Σ γ·dy and Σ γ·dy·x̂ over the group.
+                // The gradient `du` reaching the normalised output: `dy` itself, or with SiLU its gradient through
+                // SiLU at `u = x·a_c + b_c`, kept in dx until the last pass overwrites it.
+                if p.silu {
+                    for (c, ((du, x), dy)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw)).zip(dy.chunks(p.hw))) {
+                        let (a, b) = affine(gamma[c], beta[c], mean, rstd);
+                        du.iter_mut().zip(x).for_each(|(u, x)| *u = *x * a + b);
+                        silu_grad_in_place(du, dy);
+                    }
+                }
+                // Σ γ·du and Σ γ·du·x̂ over the group.
                 let (mut a, mut bsum) = (0.0, 0.0);
-                for (ci, (x, dy)) in x.chunks(p.hw).zip(dy.chunks(p.hw)).enumerate() {
-                    let s1 = sum(dy, dy, |d, _| d);
-                    let s2 = sum(dy, x, |d, x| d * x);
-                    let dgamma = rstd * (s2 - mean * s1);
-                    partial[ci] = (dgamma, s1);
-                    a += gamma[c0 + ci].to_f64() * s1;
-                    bsum += gamma[c0 + ci].to_f64() * dgamma;
+                let du: &[T] = if p.silu { dx } else { dy };
+                if p.hw == 1 {
+                    // One value per channel (a LayerNorm row).
+                    for ((part, g), (x, du)) in partial.iter_mut().zip(&gamma[c0..]).zip(x.iter().zip(du)) {
+                        let (du, g) = (du.to_f64(), g.to_f64());
+                        let dgamma = du * (x.to_f64() - mean) * rstd;
+                        *part = (dgamma, du);
+                        a += g * du;
+                        bsum += g * dgamma;
+                    }
+                } else {
+                    for (ci, (x, du)) in x.chunks(p.hw).zip(du.chunks(p.hw)).enumerate() {
+                        let s1 = sum(du, du, |d, _| d);
+                        let s2 = sum(du, x, |d, x| d * x);
+                        let dgamma = rstd * (s2 - mean * s1);
+                        partial[ci] = (dgamma, s1);
+                        a += gamma[c0 + ci].to_f64() * s1;
+                        bsum += gamma[c0 + ci].to_f64() * dgamma;
+                    }
                 }
                 let (a, bm) = (a / n as f64, bsum / n as f64);
                 let q = T::from_f64(-rstd * rstd * bm);
                 let r = T::from_f64(rstd * (mean * rstd * bm - a));
-                for (c, ((dx, x), dy)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw)).zip(dy.chunks(p.hw))) {
+                if p.hw == 1 && !p.silu {
+                    let (rho, params) = (T::from_f64(rstd), dx.iter_mut().zip(&gamma[c0..]));
+                    params.zip(x.iter().zip(dy)).for_each(|((d, g), (x, dy))| *d = *dy * rho * *g + *x * q + r);
+                    return;
+                }
+                for (c, (dx, x)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
                     let s = T::from_f64(rstd * gamma[c].to_f64());
-                    dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(dx, (x, dy))| *dx = *dy * s + *x * q + r);
+                    if p.silu {
+                        dx.iter_mut().zip(x).for_each(|(d, x)| *d = *d * s + *x * q + r);
+                    } else {
+                        let dy = &dy[(c - c0) * p.hw..][..p.hw];
+                        dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(d, (x, dy))| *d = *dy * s + *x * q + r);
+                    }
                 }
             }
         });
@@ -105,7 +152,14 @@ fn backward<T: Float>(p: &Norm, x: &[T], gamma: &[T], dy: &[T]) -> Vec<T> {
     out
 }
 
-/// `(x, γ, β) → y` when `backward` is false, `(x, γ, dy) → [dx, dγ, dβ]` when true.
+/// `(a, b)` of the channel's map `x ↦ x·a + b = γ·(x − μ)·ρ + β`.
+#[inline(always)]
+fn affine<T: Float>(gamma: T, beta: T, mean: f64, rstd: f64) -> (T, T) {
+    let a = rstd * gamma.to_f64();
+    (T::from_f64(a), T::from_f64(beta.to_f64() - mean * a))
+}
+
+/// `(x, γ, β) → y` when `backward` is false, `(x, [γ, β], dy) → [dx, dγ, dβ]` when true.
 struct GroupNormOp {
     norm: Norm,
     shape: Shape,
@@ -122,11 +176,11 @@ impl Kernel for GroupNormOp {
     }
 
     fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
-        let [x, gamma, third] = operands else { unreachable!("three operands") };
+        let [x, params, third] = operands else { unreachable!("three operands") };
         if self.backward {
-            backward(&self.norm, x, gamma, third)
+            backward(&self.norm, x, params, third)
         } else {
-            forward(&self.norm, x, gamma, third)
+            forward(&self.norm, x, params, third)
         }
     }
 }
@@ -146,8 +200,8 @@ impl CustomOp3 for GroupNormOp {
         l3: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let c = Shape::from(self.norm.c);
-        let third = if self.backward { &self.shape } else { &c };
-        let storage = cpu::run(self, &[(s1, l1, &self.shape), (s2, l2, &c), (s3, l3, third)])?;
+        let (params, third) = if self.backward { (Shape::from(2 * self.norm.c), &self.shape) } else { (c.clone(), &c) };
+        let storage = cpu::run(self, &[(s1, l1, &self.shape), (s2, l2, &params), (s3, l3, third)])?;
         let len = self.shape.elem_count();
         Ok((storage, if self.backward { Shape::from(len + 2 * self.norm.c) } else { self.shape.clone() }))
     }
@@ -156,12 +210,13 @@ impl CustomOp3 for GroupNormOp {
         &self,
         x: &Tensor,
         gamma: &Tensor,
-        _beta: &Tensor,
+        beta: &Tensor,
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let op = GroupNormOp { norm: self.norm, shape: self.shape.clone(), backward: true };
-        let packed = x.apply_op3(gamma, &dy.contiguous()?, op)?;
+        let params = Tensor::cat(&[gamma, beta], 0)?.detach();
+        let packed = x.apply_op3(&params, &dy.contiguous()?, op)?;
         let (len, c) = (x.elem_count(), self.norm.c);
         let dx = packed.narrow(0, 0, len)?.reshape(x.shape())?;
         Ok((Some(dx), Some(packed.narrow(0, len, c)?), Some(packed.narrow(0, len + c, c)?)))

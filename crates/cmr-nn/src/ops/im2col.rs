@@ -227,10 +227,14 @@ fn for_each_item<S: Send>(
     }
 }
 
-/// `y = x ⊛ w`.
-pub(crate) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
+/// `y = x ⊛ w [+ bias]`, `bias` one value per image and output channel (`b · c_out`), added by starting gemm's
+/// accumulation from it.
+pub(crate) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
     let (m, k, n, bands) = (g.m(), g.k(), g.n(), g.bands::<T>());
     let mut y = vec![T::zero(); g.output_len()];
+    if let Some(bias) = bias {
+        y.par_chunks_mut(n).zip(bias).for_each(|(plane, b)| plane.fill(*b));
+    }
     let out = SharedMut(y.as_mut_ptr());
     for_each_item(g.b * g.groups * bands, Vec::new, |cols: &mut Vec<T>, item, par| {
         let (bg, band) = (item / bands, item % bands);
@@ -248,7 +252,7 @@ pub(crate) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T]) -> Vec<T> {
         unsafe {
             let dst = out.get().add(bg * m * n + n0);
             let lhs = w[bg % g.groups * m * k..].as_ptr();
-            matmul((m, width, k), (dst, n, 1), false, (lhs, k, 1), rhs, par);
+            matmul((m, width, k), (dst, n, 1), bias.is_some(), (lhs, k, 1), rhs, par);
         }
     });
     y

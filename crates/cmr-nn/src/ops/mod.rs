@@ -3,10 +3,12 @@
 //! Candle 0.11.1's CPU convolution reaches 35–47 GFLOP/s here against PyTorch's ~300 (issue 3), and its backward
 //! is two more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through im2col + gemm custom ops
 //! instead (`conv.rs`, `im2col.rs`) and hands every other device and dtype to candle. [`group_norm`] is one fused op
-//! (`group_norm.rs`) where candle-nn's is a dozen primitives forward and twice that backward; [`silu`] and
+//! (`group_norm.rs`) where candle-nn's is a dozen primitives forward and twice that backward, and
+//! [`group_norm_silu`] the same op with SiLU applied in its passes; [`silu`] and
 //! [`softmax_last_dim`] are fused, multi-threaded ops with fused backward passes (`activation.rs`), where candle's are
-//! single-threaded chains of primitives (or, for candle's fused softmax, record no gradient); [`add_channel_bias`]
-//! replaces `broadcast_add` of a conv bias, whose backward candle reduces on one thread (`bias.rs`).
+//! single-threaded chains of primitives (or, for candle's fused softmax, record no gradient); [`conv2d_biased`] adds
+//! a conv's bias inside the convolution op, and its gradient is one parallel reduction (`bias.rs`) where
+//! `broadcast_add`'s is strided on one thread.
 
 mod activation;
 mod bias;
@@ -32,8 +34,39 @@ pub struct ConvParams {
 }
 
 /// 2D convolution `(b, c_in, h, w) ⊛ (c_out, c_in / groups, k, k) → (b, c_out, h', w')`, differentiable in both
-/// arguments. Every conv layer of the project goes through this one function, so a faster kernel lands everywhere.
+/// arguments. Every conv layer of the project goes through this one function (or [`conv2d_biased`]), so a faster
+/// kernel lands everywhere.
 pub fn conv2d(input: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Tensor> {
+    let geom = conv_geometry(input, weight, params)?;
+    if !fast_path(input, &[weight]) {
+        return input.conv2d(weight, params.padding, params.stride, 1, params.groups);
+    }
+    conv::apply(conv::Kind::Conv, geom, input, weight)
+}
+
+/// [`conv2d`] plus a bias, `(c_out)` for every image or `(b, c_out)` per image (a conv bias with a ResNet block's time
+/// embedding folded in), differentiable in all three; on f32/f64 CPU tensors one op, the bias added inside the gemm.
+pub fn conv2d_biased(input: &Tensor, weight: &Tensor, bias: &Tensor, params: ConvParams) -> Result<Tensor> {
+    let geom = conv_geometry(input, weight, params)?;
+    let per_image = match bias.dims() {
+        [c] if *c == geom.c_out => bias.unsqueeze(0)?.broadcast_as((geom.b, geom.c_out))?,
+        [b, c] if *b == geom.b && *c == geom.c_out => bias.clone(),
+        _ => bail!(
+            "conv2d: bias {:?} does not fit {} output channels of {} images; expected (c_out) or (b, c_out)",
+            bias.shape(),
+            geom.c_out,
+            geom.b
+        ),
+    };
+    if !fast_path(input, &[weight, bias]) {
+        let ys = input.conv2d(weight, params.padding, params.stride, 1, params.groups)?;
+        return ys.broadcast_add(&per_image.unsqueeze(2)?.unsqueeze(3)?);
+    }
+    conv::apply_biased(geom, input, weight, &per_image)
+}
+
+/// The geometry of `input ⊛ weight`, or an error naming both shapes.
+fn conv_geometry(input: &Tensor, weight: &Tensor, params: ConvParams) -> Result<im2col::Geometry> {
     let ConvParams { stride, padding, groups } = params;
     let ((b, c_in, h, w), (c_out, c_in_g, k_h, k_w)) = (input.dims4()?, weight.dims4()?);
     if stride == 0 || groups == 0 || c_in % groups != 0 || c_out % groups != 0 || c_in_g * groups != c_in {
@@ -46,17 +79,23 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, params: ConvParams) -> Result<Ten
     if h + 2 * padding < k_h || w + 2 * padding < k_w {
         bail!("conv2d: kernel {k_h}×{k_w} is larger than the padded input {:?} (padding {padding})", input.shape());
     }
-    if !fast_path(input, &[weight]) {
-        return input.conv2d(weight, padding, stride, 1, groups);
-    }
-    let geom = im2col::Geometry { b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups };
-    conv::apply(conv::Kind::Conv, geom, input, weight)
+    Ok(im2col::Geometry { b, c_in, h, w, c_out, k_h, k_w, stride, padding, groups })
 }
 
 /// GroupNorm of `x (b, c, …)` over `groups` groups of channels, with per-channel `weight` and `bias` `(c)`: the
 /// computation of candle-nn's `GroupNorm` (and PyTorch's `F.group_norm`), differentiable in all three tensors.
 /// f32/f64 CPU tensors take the fused op; every other device and dtype goes through candle-nn.
 pub fn group_norm(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    normalize(x, groups, weight, bias, eps, false)
+}
+
+/// [`group_norm`] followed by [`silu`], as one fused op on f32/f64 CPU tensors (the norm → activation pair of every
+/// ResNet block): one pass each way and no intermediate tensor.
+pub fn group_norm_silu(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    normalize(x, groups, weight, bias, eps, true)
+}
+
+fn normalize(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor, eps: f64, with_silu: bool) -> Result<Tensor> {
     let dims = x.dims();
     let c = dims.get(1).copied().unwrap_or(0);
     if dims.len() < 3 || groups == 0 || c % groups != 0 || weight.dims() != [c] || bias.dims() != [c] {
@@ -68,10 +107,45 @@ pub fn group_norm(x: &Tensor, groups: usize, weight: &Tensor, bias: &Tensor, eps
         );
     }
     if !fast_path(x, &[weight, bias]) {
-        return candle_nn::GroupNorm::new(weight.clone(), bias.clone(), c, groups, eps)?.forward(x);
+        let normed = candle_nn::GroupNorm::new(weight.clone(), bias.clone(), c, groups, eps)?.forward(x)?;
+        return if with_silu { normed.silu() } else { Ok(normed) };
     }
-    let norm = group_norm::Norm { b: dims[0], c, hw: dims[2..].iter().product(), groups, eps };
+    let norm = group_norm::Norm { b: dims[0], c, hw: dims[2..].iter().product(), groups, eps, silu: with_silu };
     group_norm::apply(norm, x, weight, bias)
+}
+
+/// LayerNorm of `x (…, size)` over its last dimension with per-element `weight` and `bias` `(size)`, as
+/// `torch.nn.functional.layer_norm`, differentiable in all three: on f32/f64 CPU tensors the fused GroupNorm op over
+/// `(rows, size, 1)` with one group; elsewhere candle primitives (candle's fused `layer_norm` records no gradient).
+pub fn layer_norm(x: &Tensor, weight: &Tensor, bias: &Tensor, eps: f64) -> Result<Tensor> {
+    let size = x.dim(D::Minus1)?;
+    if weight.dims() != [size] || bias.dims() != [size] {
+        bail!(
+            "layer_norm: weight {:?} and bias {:?} do not fit input {:?}; expected ({size})",
+            weight.shape(),
+            bias.shape(),
+            x.shape()
+        );
+    }
+    if !fast_path(x, &[weight, bias]) {
+        return normalize_last(x, eps)?.broadcast_mul(weight)?.broadcast_add(bias);
+    }
+    let rows = x.elem_count() / size.max(1);
+    let norm = group_norm::Norm { b: rows, c: size, hw: 1, groups: 1, eps, silu: false };
+    group_norm::apply(norm, &x.reshape((rows, size, 1))?, weight, bias)?.reshape(x.shape())
+}
+
+/// `(x − mean) / √(var + eps)` over the last dimension, with the biased variance (divide by n, as torch). Half
+/// precision is computed in f32: the sum of squares of a group overflows f16 long before the values do.
+pub(crate) fn normalize_last(xs: &Tensor, eps: f64) -> Result<Tensor> {
+    let dtype = xs.dtype();
+    let work = match dtype {
+        DType::F16 | DType::BF16 => xs.to_dtype(DType::F32)?,
+        _ => xs.clone(),
+    };
+    let centered = work.broadcast_sub(&work.mean_keepdim(D::Minus1)?)?;
+    let var = centered.sqr()?.mean_keepdim(D::Minus1)?;
+    centered.broadcast_div(&(var + eps)?.sqrt()?)?.to_dtype(dtype)
 }
 
 /// SiLU `x·σ(x)`, differentiable; f32/f64 CPU tensors take the fused op, everything else candle's `silu`.
@@ -91,25 +165,6 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
     }
-}
-
-/// `x + bias` with `bias (c)` broadcast over every dimension of `x (b, c, …)` but the channel one: a conv or linear
-/// layer's bias, differentiable in both. f32/f64 CPU tensors take the fused op, everything else `broadcast_add`.
-pub fn add_channel_bias(x: &Tensor, bias: &Tensor) -> Result<Tensor> {
-    let dims = x.dims();
-    if dims.len() < 2 || bias.dims() != [dims[1]] {
-        bail!(
-            "add_channel_bias: bias {:?} does not fit input {:?}; expected (c) for (b, c, …)",
-            bias.shape(),
-            x.shape()
-        );
-    }
-    if fast_path(x, &[bias]) {
-        return bias::apply(x, bias);
-    }
-    let mut shape = vec![1; dims.len()];
-    shape[1] = dims[1];
-    x.broadcast_add(&bias.reshape(shape)?)
 }
 
 /// Makes glibc's malloc keep freed memory for reuse instead of handing it back to the kernel; call once at the start of

@@ -4,7 +4,7 @@
 
 use super::conv::{self, Kind};
 use super::im2col::Geometry;
-use super::{add_channel_bias, conv2d, group_norm, silu, softmax_last_dim, ConvParams};
+use super::{conv2d, conv2d_biased, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, ConvParams};
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::VarMap;
@@ -213,15 +213,140 @@ fn activations_gradients_match_finite_differences_f64() -> Result<()> {
     Ok(())
 }
 
+/// A conv bias `(c_out)` or per image `(b, c_out)` of a case.
+fn biases(g: &Geometry, dtype: DType) -> Result<[Tensor; 2]> {
+    Ok([tensor(&[g.c_out], 14, dtype)?, tensor(&[g.b, g.c_out], 15, dtype)?])
+}
+
+/// candle's convolution plus a `(c_out)` or `(b, c_out)` bias broadcast over the pixels.
+fn candle_biased(x: &Tensor, w: &Tensor, bias: &Tensor, g: &Geometry) -> Result<Tensor> {
+    let bias = if bias.rank() == 1 { bias.unsqueeze(0)? } else { bias.clone() };
+    x.conv2d(w, g.padding, g.stride, 1, g.groups)?.broadcast_add(&bias.unsqueeze(2)?.unsqueeze(3)?)
+}
+
 #[test]
-fn channel_bias_matches_broadcast_add_and_finite_differences() -> Result<()> {
-    for shape in [&[2, 3][..], &[2, 3, 4, 5], &[3, 64, 32, 32]] {
-        let (x, b) = (tensor(shape, 10, DType::F32)?, tensor(&[shape[1]], 11, DType::F32)?);
-        let mut bshape = vec![1; shape.len()];
-        bshape[1] = shape[1];
-        let err = rel_err(&add_channel_bias(&x, &b)?, &x.broadcast_add(&b.reshape(bshape)?)?)?;
-        assert!(err <= 1e-6, "{shape:?}: relative error {err}");
+fn conv2d_biased_forward_matches_candle_f32() -> Result<()> {
+    for case in SMALL.into_iter().chain(LARGE) {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F32)?;
+        for bias in biases(&g, DType::F32)? {
+            let err = rel_err(&conv2d_biased(&x, &w, &bias, params(&g))?, &candle_biased(&x, &w, &bias, &g)?)?;
+            assert!(err <= 1e-5, "{case:?}, bias {:?}: relative error {err}", bias.dims());
+        }
     }
-    let (x, b) = (tensor(&[2, 3, 4, 5], 12, DType::F64)?, tensor(&[3], 13, DType::F64)?);
-    check_grads(|t| add_channel_bias(&t[0], &t[1]), &[x, b])
+    Ok(())
+}
+
+#[test]
+fn conv2d_biased_gradients_match_finite_differences_f64() -> Result<()> {
+    for case in [SMALL[0], SMALL[1], SMALL[5]] {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F64)?;
+        for bias in biases(&g, DType::F64)? {
+            check_grads(|t| conv2d_biased(&t[0], &t[1], &t[2], params(&g)), &[x.clone(), w.clone(), bias])?;
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv2d_biased_gradients_match_candle_backward_f32() -> Result<()> {
+    for case in LARGE {
+        let g = geometry(case);
+        let (x, w) = operands(&g, DType::F32)?;
+        let r = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F32)?;
+        for bias in biases(&g, DType::F32)? {
+            let vars = [&x, &w, &bias].map(|t| Var::from_tensor(t).expect("var"));
+            let [x, w, bias] = vars.each_ref().map(|v| v.as_tensor());
+            let ours = (conv2d_biased(x, w, bias, params(&g))? * &r)?.sum_all()?.backward()?;
+            let candle = (candle_biased(x, w, bias, &g)? * &r)?.sum_all()?.backward()?;
+            for v in [x, w, bias] {
+                let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
+                assert!(err <= 1e-5, "{case:?}, bias {:?}: relative gradient error {err}", bias.dims());
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn conv2d_biased_rejects_a_bias_of_the_wrong_shape() -> Result<()> {
+    let g = geometry(SMALL[0]);
+    let (x, w) = operands(&g, DType::F32)?;
+    for shape in [&[g.c_out + 1][..], &[g.b + 1, g.c_out], &[g.b, g.c_out, 1]] {
+        let bias = Tensor::zeros(shape, DType::F32, &Device::Cpu)?;
+        let err = conv2d_biased(&x, &w, &bias, params(&g)).unwrap_err().to_string();
+        assert!(err.contains("expected (c_out) or (b, c_out)"), "{shape:?}: {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn group_norm_silu_matches_candle_and_finite_differences() -> Result<()> {
+    for (shape, groups) in NORMS.into_iter().chain([(&[4, 64, 32, 32][..], 32)]) {
+        let t = norm_operands(shape, DType::F32)?;
+        let err = rel_err(&group_norm_silu(&t[0], groups, &t[1], &t[2], 1e-5)?, &candle_group_norm(&t, groups)?.silu()?)?;
+        assert!(err <= 1e-5, "{shape:?}/{groups}: relative error {err}");
+    }
+    for (shape, groups) in NORMS {
+        check_grads(|t| group_norm_silu(&t[0], groups, &t[1], &t[2], 1e-5), &norm_operands(shape, DType::F64)?)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn group_norm_silu_gradients_match_candle_backward_f32() -> Result<()> {
+    let t = norm_operands(&[4, 64, 32, 32], DType::F32)?;
+    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let r = tensor(t[0].dims(), 7, DType::F32)?;
+    let ours = (group_norm_silu(&t[0], 32, &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
+    let candle = (candle_group_norm(&t, 32)?.silu()? * &r)?.sum_all()?.backward()?;
+    for v in &t {
+        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
+        assert!(err <= 1e-4, "relative gradient error {err}");
+    }
+    Ok(())
+}
+
+/// LayerNorm from candle primitives: `(x − mean) / √(var + ε) · γ + β` over the last dimension.
+fn candle_layer_norm(t: &[Tensor]) -> Result<Tensor> {
+    let centred = t[0].broadcast_sub(&t[0].mean_keepdim(candle_core::D::Minus1)?)?;
+    let var = centred.sqr()?.mean_keepdim(candle_core::D::Minus1)?;
+    centred.broadcast_div(&(var + 1e-5)?.sqrt()?)?.broadcast_mul(&t[1])?.broadcast_add(&t[2])
+}
+
+/// `(x, γ, β)` for a LayerNorm over the last dimension of `shape`.
+fn layer_norm_operands(shape: &[usize], dtype: DType) -> Result<[Tensor; 3]> {
+    let size = shape[shape.len() - 1];
+    let x = ((tensor(shape, 16, dtype)? * 3.0)? + 0.5)?;
+    Ok([x, (tensor(&[size], 17, dtype)? + 1.0)?, tensor(&[size], 18, dtype)?])
+}
+
+#[test]
+fn layer_norm_matches_candle_primitives_and_finite_differences() -> Result<()> {
+    for shape in [&[2, 5, 7][..], &[3, 4], &[8, 256, 128]] {
+        let t = layer_norm_operands(shape, DType::F32)?;
+        let err = rel_err(&layer_norm(&t[0], &t[1], &t[2], 1e-5)?, &candle_layer_norm(&t)?)?;
+        assert!(err <= 1e-5, "{shape:?}: relative error {err}");
+    }
+    for shape in [&[2, 3, 5][..], &[4, 6]] {
+        check_grads(|t| layer_norm(&t[0], &t[1], &t[2], 1e-5), &layer_norm_operands(shape, DType::F64)?)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn layer_norm_gradients_match_candle_backward_f32() -> Result<()> {
+    let t = layer_norm_operands(&[8, 256, 128], DType::F32)?;
+    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
+    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let r = tensor(t[0].dims(), 19, DType::F32)?;
+    let ours = (layer_norm(&t[0], &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
+    let candle = (candle_layer_norm(&t)? * &r)?.sum_all()?.backward()?;
+    for v in &t {
+        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
+        assert!(err <= 1e-4, "relative gradient error {err}");
+    }
+    Ok(())
 }
