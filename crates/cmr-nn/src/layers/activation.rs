@@ -1,4 +1,5 @@
-//! Activations and softmax written from candle primitives whose backward is exact, so their gradients hold in f64.
+//! Activations and softmax whose backward is exact, so their gradients hold in f64: SiLU, exact GELU and softmax run
+//! as [`crate::ops`]' fused CPU ops (candle primitives elsewhere), the tanh GELU from candle primitives.
 //!
 //! - SiLU / swish `x·σ(x)` (Elfwing et al., arXiv 1702.03118; diffusers `"silu"`);
 //! - GELU `x·Φ(x)` exact (`0.5·x·(1 + erf(x/√2))`) and its tanh approximation
@@ -47,8 +48,7 @@ pub fn silu(xs: &Tensor) -> Result<Tensor> {
 
 /// Exact GELU `0.5·x·(1 + erf(x/√2))`, differentiated through `erf` (whose backward `2/√π·e^(−x²)` is exact).
 pub fn gelu_erf(xs: &Tensor) -> Result<Tensor> {
-    let cdf = ((xs / std::f64::consts::SQRT_2)?.erf()? + 1.0)?; // 2·Φ(x)
-    (xs * 0.5)?.mul(&cdf)
+    crate::ops::gelu(xs)
 }
 
 /// Tanh-approximated GELU `0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))`.

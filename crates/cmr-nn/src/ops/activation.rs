@@ -1,11 +1,13 @@
-//! SiLU and last-dimension softmax as fused, multi-threaded CPU custom ops with fused backward passes.
+//! SiLU, exact GELU and last-dimension softmax as fused, multi-threaded CPU custom ops with fused backward passes.
 //!
 //! Candle's CPU element-wise ops run on one thread, `exp` is a libm call per element, and their backward passes are
-//! chains of primitives (SiLU: ~8 passes; softmax from primitives: ~5 forward, more backward), while candle's fused
+//! chains of primitives (SiLU: ~8 passes; GELU: ~5 forward around a one-thread libm `erf`; softmax from
+//! primitives: ~5 forward, more backward), while candle's fused
 //! `softmax_last_dim` records no gradient. Here each direction is one pass (softmax: one per row, in cache):
 //!
 //! ```text
 //! silu      y = x·s,  s = 1/(1 + e⁻ˣ)            dx = g·s·(1 + x·(1 − s))
+//! gelu      y = x·Φ(x), Φ(x) = ½·erfc(−x/√2)      dx = g·(Φ(x) + x·e^(−x²/2)/√(2π))
 //! softmax   y = eˣ⁻ᵐᵃˣ / Σ eˣ⁻ᵐᵃˣ                 dx = y·(g − Σ g·y)
 //! ```
 //!
@@ -14,6 +16,7 @@
 use super::cpu::{self, lanes, sum, vectorized, Float, Kernel};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
+use std::f64::consts::{FRAC_1_SQRT_2, FRAC_2_SQRT_PI};
 
 /// Elements per parallel work item.
 const CHUNK: usize = 1 << 15;
@@ -21,11 +24,14 @@ const CHUNK: usize = 1 << 15;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Activation {
     Silu,
+    /// Exact GELU `x·Φ(x)`.
+    Gelu,
     /// Over the last dimension.
     Softmax,
 }
 
-/// The forward (`x → y`) or the backward (`(saved, g) → dx`, saved = `x` for SiLU, `y` for softmax) of one activation.
+/// The forward (`x → y`) or the backward (`(saved, g) → dx`, saved = `x` for SiLU and GELU, `y` for softmax) of one
+/// activation.
 struct ActivationOp {
     act: Activation,
     shape: Shape,
@@ -36,7 +42,7 @@ impl ActivationOp {
     /// Length of one independent unit: a softmax row, or any chunk of SiLU's elements.
     fn row(&self) -> usize {
         match self.act {
-            Activation::Silu => CHUNK,
+            Activation::Silu | Activation::Gelu => CHUNK,
             Activation::Softmax => self.shape.dims().last().copied().unwrap_or(1).max(1),
         }
     }
@@ -82,6 +88,32 @@ fn silu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
     }
 }
 
+/// `Φ(x) = ½·erfc(−x/√2)`, from `erfc` of `|x|/√2` so that neither tail cancels.
+#[inline(always)]
+fn normal_cdf<T: Float>(x: T) -> T {
+    let half_tail = T::from_f64(0.5) * (if x < T::zero() { -x } else { x } * T::from_f64(FRAC_1_SQRT_2)).erfc_nonneg();
+    if x < T::zero() {
+        half_tail
+    } else {
+        T::one() - half_tail
+    }
+}
+
+#[inline(always)]
+fn gelu<T: Float>(x: &[T], y: &mut [T]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * normal_cdf(*x));
+}
+
+/// `dx = g·(Φ(x) + x·φ(x))`, `φ(x) = e^(−x²/2)/√(2π)`.
+#[inline(always)]
+fn gelu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
+    let (minus_half, inv_sqrt_2pi) = (T::from_f64(-0.5), T::from_f64(0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2));
+    for (dx, (x, g)) in dx.iter_mut().zip(x.iter().zip(g)) {
+        let density = (minus_half * *x * *x).fast_exp() * inv_sqrt_2pi;
+        *dx = *g * (normal_cdf(*x) + *x * density);
+    }
+}
+
 #[inline(always)]
 fn softmax<T: Float>(x: &[T], y: &mut [T]) {
     let max = lanes(x, x, x[0], |a, x, _| if x > a { x } else { a });
@@ -102,6 +134,8 @@ impl Kernel for ActivationOp {
         match (self.act, self.backward) {
             (Activation::Silu, false) => "cmr-silu",
             (Activation::Silu, true) => "cmr-silu-backward",
+            (Activation::Gelu, false) => "cmr-gelu",
+            (Activation::Gelu, true) => "cmr-gelu-backward",
             (Activation::Softmax, false) => "cmr-softmax-last-dim",
             (Activation::Softmax, true) => "cmr-softmax-last-dim-backward",
         }
@@ -117,6 +151,10 @@ impl Kernel for ActivationOp {
             (Activation::Silu, None) => units.for_each(|(y, x)| vectorized!(silu(x, y))),
             (Activation::Silu, Some(g)) => {
                 units.zip(g.par_chunks(chunk)).for_each(|((dx, x), g)| vectorized!(silu_grad(x, g, dx)));
+            }
+            (Activation::Gelu, None) => units.for_each(|(y, x)| vectorized!(gelu(x, y))),
+            (Activation::Gelu, Some(g)) => {
+                units.zip(g.par_chunks(chunk)).for_each(|((dx, x), g)| vectorized!(gelu_grad(x, g, dx)));
             }
             (Activation::Softmax, None) => units.for_each(|(y, x)| {
                 vectorized! {
@@ -149,7 +187,7 @@ impl CustomOp1 for ActivationOp {
     fn bwd(&self, x: &Tensor, y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
         let op = ActivationOp { act: self.act, shape: self.shape.clone(), backward: true };
         let saved = match self.act {
-            Activation::Silu => x,
+            Activation::Silu | Activation::Gelu => x,
             Activation::Softmax => y,
         };
         saved.apply_op2(&g.contiguous()?, op).map(Some)

@@ -13,6 +13,9 @@ pub(super) trait Float: WithDType + std::ops::Neg<Output = Self> {
     /// `eˣ`; for f32 Cephes' `expf` (range reduction + degree-6 polynomial, ~1 ulp on [-87, 88], 0 below, ∞ above),
     /// for f64 the standard library's.
     fn fast_exp(self) -> Self;
+    /// `erfc(x) = 1 − erf(x)` for `x ≥ 0`; for f32 Numerical Recipes' Chebyshev fit (`erfcc`, fractional error
+    /// below 1.2e-7 everywhere) on [`Float::fast_exp`], branch-free so loops vectorise; for f64 libm's.
+    fn erfc_nonneg(self) -> Self;
 }
 
 impl Float for f32 {
@@ -34,12 +37,30 @@ impl Float for f32 {
         // saturating float-to-int cast becomes 16 scalar conversions.)
         p * f32::from_bits((n + 12_583_039.0).to_bits() << 23)
     }
+
+    #[inline(always)]
+    fn erfc_nonneg(self) -> f32 {
+        let t = 1.0 / (1.0 + 0.5 * self);
+        let poly = -1.265_512_2
+            + t * (1.000_023_7
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98 + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+        t * (poly - self * self).fast_exp()
+    }
 }
 
 impl Float for f64 {
     #[inline(always)]
     fn fast_exp(self) -> f64 {
         self.exp()
+    }
+
+    #[inline(always)]
+    fn erfc_nonneg(self) -> f64 {
+        libm::erfc(self)
     }
 }
 

@@ -4,7 +4,8 @@
 //! is two more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through im2col + gemm custom ops
 //! instead (`conv.rs`, `im2col.rs`) and hands every other device and dtype to candle. [`group_norm`] is one fused op
 //! (`group_norm.rs`) where candle-nn's is a dozen primitives forward and twice that backward, and
-//! [`group_norm_silu`] the same op with SiLU applied in its passes; [`silu`] and
+//! [`group_norm_silu`] the same op with SiLU applied in its passes, [`layer_norm`] with one value per channel; [`silu`],
+//! [`gelu`] and
 //! [`softmax_last_dim`] are fused, multi-threaded ops with fused backward passes (`activation.rs`), where candle's are
 //! single-threaded chains of primitives (or, for candle's fused softmax, record no gradient); [`conv2d_biased`] adds
 //! a conv's bias inside the convolution op, and its gradient is one parallel reduction (`bias.rs`) where
@@ -154,6 +155,17 @@ pub fn silu(x: &Tensor) -> Result<Tensor> {
         activation::apply(Activation::Silu, x)
     } else {
         x.silu()
+    }
+}
+
+/// Exact GELU `x·Φ(x) = ½·x·(1 + erf(x/√2))`, differentiable; f32/f64 CPU tensors take the fused op, everything else
+/// candle primitives (not candle's fused `gelu_erf`, whose backward uses 6-digit constants).
+pub fn gelu(x: &Tensor) -> Result<Tensor> {
+    if fast_path(x, &[]) {
+        activation::apply(Activation::Gelu, x)
+    } else {
+        let cdf = ((x / std::f64::consts::SQRT_2)?.erf()? + 1.0)?; // 2·Φ(x)
+        (x * 0.5)?.mul(&cdf)
     }
 }
 

@@ -4,7 +4,9 @@
 
 use super::conv::{self, Kind};
 use super::im2col::Geometry;
-use super::{conv2d, conv2d_biased, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, ConvParams};
+use super::{
+    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, ConvParams,
+};
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::VarMap;
@@ -197,6 +199,8 @@ fn activations_forward_match_candle_f32() -> Result<()> {
         let x = (tensor(shape, 8, DType::F32)? * 30.0)?;
         let err = rel_err(&silu(&x)?, &x.silu()?)?;
         assert!(err <= 1e-5, "silu {shape:?}: relative error {err}");
+        let err = rel_err(&gelu(&x)?, &x.gelu_erf()?)?;
+        assert!(err <= 1e-5, "gelu {shape:?}: relative error {err}");
         let err = rel_err(&softmax_last_dim(&x)?, &candle_nn::ops::softmax_last_dim(&x)?)?;
         assert!(err <= 1e-5, "softmax {shape:?}: relative error {err}");
     }
@@ -208,7 +212,27 @@ fn activations_gradients_match_finite_differences_f64() -> Result<()> {
     for shape in [&[2, 3, 5][..], &[1, 17]] {
         let x = (tensor(shape, 9, DType::F64)? * 3.0)?;
         check_grads(|t| silu(&t[0]), std::slice::from_ref(&x))?;
+        check_grads(|t| gelu(&t[0]), std::slice::from_ref(&x))?;
         check_grads(|t| softmax_last_dim(&t[0]), &[x])?;
+    }
+    Ok(())
+}
+
+/// The f32 kernels (vectorised `exp` and `erfc` approximations) against the f64 ones (libm) in both directions.
+#[test]
+fn activation_gradients_in_f32_match_f64() -> Result<()> {
+    let x64 = (tensor(&[4, 40_000], 20, DType::F64)? * 12.0)?;
+    let r64 = tensor(x64.dims(), 21, DType::F64)?;
+    for (name, f) in [("silu", silu as fn(&Tensor) -> Result<Tensor>), ("gelu", gelu), ("softmax", softmax_last_dim)] {
+        let grad = |dtype: DType| -> Result<Tensor> {
+            let x = Var::from_tensor(&x64.to_dtype(dtype)?)?;
+            let grads = (f(&x)? * r64.to_dtype(dtype)?)?.sum_all()?.backward()?;
+            grads.get(&x).expect("gradient of x").to_dtype(DType::F64)
+        };
+        let err = rel_err(&grad(DType::F32)?, &grad(DType::F64)?)?;
+        assert!(err <= 1e-5, "{name}: relative gradient error {err}");
+        let err = rel_err(&f(&x64.to_dtype(DType::F32)?)?.to_dtype(DType::F64)?, &f(&x64)?)?;
+        assert!(err <= 1e-5, "{name}: relative error {err}");
     }
     Ok(())
 }
