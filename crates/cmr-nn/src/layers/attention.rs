@@ -133,9 +133,9 @@ impl Attention {
         };
         let (k, v) = (self.split_heads(&k)?, self.split_heads(&v)?); // (b, h, m, d)
 
-        // 2. scores QKᵀ/√d, padding keys masked out
+        // 2. scores QKᵀ/√d (q scaled: n·d values rather than n·m), padding keys masked out
         let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q.matmul(&k.t()?)? * scale)?; // (b, h, n, m)
+        let scores = (q * scale)?.matmul(&k.t()?)?; // (b, h, n, m)
         let scores = match key_mask {
             Some(mask) => {
                 if mask.dims() != [b, m] {

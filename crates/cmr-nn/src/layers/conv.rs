@@ -173,16 +173,13 @@ impl Module for Upsample2d {
 }
 
 /// Nearest-neighbour ×2 upsampling `(b, c, h, w) → (b, c, 2h, 2w)` (torch `F.interpolate(scale_factor=2,
-/// mode="nearest")`), built from reshape and broadcast so that its backward is the sum over each 2×2 block.
+/// mode="nearest")`), [`ops::upsample_nearest_2x`]: its backward is the sum over each 2×2 block.
 ///
 /// Candle's own `upsample_nearest2d` backward *assigns* its gradient instead of adding it (candle-core 0.11.1,
 /// `backprop.rs`, `Op::UpsampleNearest2D`: `*sum_grad = conv_sum`), so a tensor that also feeds another branch
 /// loses that branch's gradient; `tests/suite/candle_gaps.rs` measures it.
 pub fn upsample_nearest_2x(xs: &Tensor) -> Result<Tensor> {
-    let (b, c, h, w) = xs.dims4()?;
-    xs.reshape((b, c, h, 1, w, 1))?
-        .broadcast_as((b, c, h, 2, w, 2))? // each pixel repeated over a 2×2 block
-        .reshape((b, c, 2 * h, 2 * w))
+    ops::upsample_nearest_2x(xs)
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ mod conv;
 mod cpu;
 mod group_norm;
 mod im2col;
+mod resample;
 #[cfg(test)]
 mod tests;
 
@@ -167,6 +168,18 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
         let cdf = ((x / std::f64::consts::SQRT_2)?.erf()? + 1.0)?; // 2·Φ(x)
         (x * 0.5)?.mul(&cdf)
     }
+}
+
+/// Nearest-neighbour ×2 upsampling `(b, c, h, w) → (b, c, 2h, 2w)`, differentiable (the gradient sums each 2×2
+/// block); f32/f64 CPU tensors take the parallel op, everything else reshape + broadcast.
+pub fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    if fast_path(x, &[]) {
+        return resample::upsample_nearest_2x(x);
+    }
+    x.reshape((b, c, h, 1, w, 1))?
+        .broadcast_as((b, c, h, 2, w, 2))? // each pixel repeated over a 2×2 block
+        .reshape((b, c, 2 * h, 2 * w))
 }
 
 /// Softmax over the last dimension, differentiable (unlike candle-nn's fused `softmax_last_dim`); f32/f64 CPU tensors

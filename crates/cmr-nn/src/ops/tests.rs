@@ -5,7 +5,8 @@
 use super::conv::{self, Kind};
 use super::im2col::Geometry;
 use super::{
-    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, ConvParams,
+    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, upsample_nearest_2x,
+    ConvParams,
 };
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
@@ -373,4 +374,27 @@ fn layer_norm_gradients_match_candle_backward_f32() -> Result<()> {
         assert!(err <= 1e-4, "relative gradient error {err}");
     }
     Ok(())
+}
+
+/// Nearest ×2 upsampling from reshape + broadcast, which candle differentiates by summing the broadcast dimensions.
+fn broadcast_upsample(x: &Tensor) -> Result<Tensor> {
+    let (b, c, h, w) = x.dims4()?;
+    x.reshape((b, c, h, 1, w, 1))?.broadcast_as((b, c, h, 2, w, 2))?.reshape((b, c, 2 * h, 2 * w))
+}
+
+#[test]
+fn upsample_matches_broadcast_in_both_directions_and_finite_differences() -> Result<()> {
+    for shape in [[2, 3, 4, 5], [8, 64, 32, 32]] {
+        let x = Var::from_tensor(&tensor(&shape, 22, DType::F32)?)?;
+        let r = tensor(&[shape[0], shape[1], 2 * shape[2], 2 * shape[3]], 23, DType::F32)?;
+        let (ours, reference) = (upsample_nearest_2x(&x)?, broadcast_upsample(&x)?);
+        assert_eq!(rel_err(&ours, &reference)?, 0.0, "{shape:?}");
+        let ours = (ours * &r)?.sum_all()?.backward()?;
+        let reference = (reference * &r)?.sum_all()?.backward()?;
+        let err = rel_err(ours.get(&x).expect("ours"), reference.get(&x).expect("reference"))?;
+        assert!(err <= 1e-6, "{shape:?}: relative gradient error {err}");
+    }
+    // A non-linear loss, so that the gradient depends on x.
+    let x = tensor(&[1, 2, 3, 2], 24, DType::F64)?;
+    check_grads(|t| upsample_nearest_2x(&t[0])?.sqr(), &[x])
 }
