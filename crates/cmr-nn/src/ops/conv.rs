@@ -138,11 +138,10 @@ impl CustomOp3 for BiasedConv {
         x: &Tensor,
         w: &Tensor,
         bias: &Tensor,
-        _y: &Tensor,
+        y: &Tensor,
         g: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let dx = x.track_op().then(|| apply(Kind::GradInput, self.0, g, w)).transpose()?;
-        let dw = w.track_op().then(|| apply(Kind::GradWeight, self.0, x, g)).transpose()?;
+        let (dx, dw) = ConvOp { kind: Kind::Conv, geom: self.0 }.bwd(x, w, y, g)?;
         let dbias = bias.track_op().then(|| super::bias::sum_planes(g)).transpose()?;
         Ok((dx, dw, dbias))
     }

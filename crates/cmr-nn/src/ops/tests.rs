@@ -60,6 +60,25 @@ fn check_grads(f: impl Fn(&[Tensor]) -> Result<Tensor>, inputs: &[Tensor]) -> Re
     Ok(())
 }
 
+/// The largest relative difference, over all `inputs`, between the gradients of `⟨ours(inputs), r⟩` and
+/// `⟨reference(inputs), r⟩`, where `r` is a fixed tensor (from `seed`) of the output's shape.
+fn gradient_error(
+    inputs: &[&Tensor],
+    seed: u64,
+    ours: impl Fn(&[Tensor]) -> Result<Tensor>,
+    reference: impl Fn(&[Tensor]) -> Result<Tensor>,
+) -> Result<f64> {
+    let vars = inputs.iter().map(|t| Var::from_tensor(t)).collect::<Result<Vec<_>>>()?;
+    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let (ours, reference) = (ours(&t)?, reference(&t)?);
+    let r = tensor(ours.dims(), seed, ours.dtype())?;
+    let ours = (ours * &r)?.sum_all()?.backward()?;
+    let reference = (reference * &r)?.sum_all()?.backward()?;
+    t.iter().try_fold(0f64, |worst, v| {
+        Ok(worst.max(rel_err(ours.get(v).expect("ours"), reference.get(v).expect("reference"))?))
+    })
+}
+
 /// Small cases covering strides 1/2, padding 0/1, groups 1/2, non-square inputs and kernels, and a pointwise conv.
 const SMALL: [Case; 6] = [
     (2, 3, 5, 7, 4, 3, 3, 1, 1, 1),
@@ -116,14 +135,13 @@ fn conv2d_gradients_match_candle_backward_f32() -> Result<()> {
     for case in LARGE {
         let g = geometry(case);
         let (x, w) = operands(&g, DType::F32)?;
-        let (x, w) = (Var::from_tensor(&x)?, Var::from_tensor(&w)?);
-        let r = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F32)?;
-        let ours = (conv2d(&x, &w, params(&g))? * &r)?.sum_all()?.backward()?;
-        let candle = (x.conv2d(&w, g.padding, g.stride, 1, g.groups)? * &r)?.sum_all()?.backward()?;
-        for v in [&x, &w] {
-            let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
-            assert!(err <= 1e-5, "{case:?}: relative gradient error {err}");
-        }
+        let err = gradient_error(
+            &[&x, &w],
+            3,
+            |t| conv2d(&t[0], &t[1], params(&g)),
+            |t| t[0].conv2d(&t[1], g.padding, g.stride, 1, g.groups),
+        )?;
+        assert!(err <= 1e-5, "{case:?}: relative gradient error {err}");
     }
     Ok(())
 }
@@ -180,16 +198,10 @@ fn group_norm_gradients_match_finite_differences_f64() -> Result<()> {
 
 #[test]
 fn group_norm_gradients_match_candle_backward_f32() -> Result<()> {
-    let t = norm_operands(&[4, 64, 32, 32], DType::F32)?;
-    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
-    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let r = tensor(t[0].dims(), 7, DType::F32)?;
-    let ours = (group_norm(&t[0], 32, &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
-    let candle = (candle_group_norm(&t, 32)? * &r)?.sum_all()?.backward()?;
-    for v in &t {
-        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
-        assert!(err <= 1e-4, "relative gradient error {err}");
-    }
+    let [x, gamma, beta] = norm_operands(&[4, 64, 32, 32], DType::F32)?;
+    let ours = |t: &[Tensor]| group_norm(&t[0], 32, &t[1], &t[2], 1e-5);
+    let err = gradient_error(&[&x, &gamma, &beta], 7, ours, |t| candle_group_norm(t, 32))?;
+    assert!(err <= 1e-4, "relative gradient error {err}");
     Ok(())
 }
 
@@ -279,16 +291,14 @@ fn conv2d_biased_gradients_match_candle_backward_f32() -> Result<()> {
     for case in LARGE {
         let g = geometry(case);
         let (x, w) = operands(&g, DType::F32)?;
-        let r = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F32)?;
         for bias in biases(&g, DType::F32)? {
-            let vars = [&x, &w, &bias].map(|t| Var::from_tensor(t).expect("var"));
-            let [x, w, bias] = vars.each_ref().map(|v| v.as_tensor());
-            let ours = (conv2d_biased(x, w, bias, params(&g))? * &r)?.sum_all()?.backward()?;
-            let candle = (candle_biased(x, w, bias, &g)? * &r)?.sum_all()?.backward()?;
-            for v in [x, w, bias] {
-                let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
-                assert!(err <= 1e-5, "{case:?}, bias {:?}: relative gradient error {err}", bias.dims());
-            }
+            let err = gradient_error(
+                &[&x, &w, &bias],
+                3,
+                |t| conv2d_biased(&t[0], &t[1], &t[2], params(&g)),
+                |t| candle_biased(&t[0], &t[1], &t[2], &g),
+            )?;
+            assert!(err <= 1e-5, "{case:?}, bias {:?}: relative gradient error {err}", bias.dims());
         }
     }
     Ok(())
@@ -321,16 +331,10 @@ fn group_norm_silu_matches_candle_and_finite_differences() -> Result<()> {
 
 #[test]
 fn group_norm_silu_gradients_match_candle_backward_f32() -> Result<()> {
-    let t = norm_operands(&[4, 64, 32, 32], DType::F32)?;
-    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
-    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let r = tensor(t[0].dims(), 7, DType::F32)?;
-    let ours = (group_norm_silu(&t[0], 32, &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
-    let candle = (candle_group_norm(&t, 32)?.silu()? * &r)?.sum_all()?.backward()?;
-    for v in &t {
-        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
-        assert!(err <= 1e-4, "relative gradient error {err}");
-    }
+    let [x, gamma, beta] = norm_operands(&[4, 64, 32, 32], DType::F32)?;
+    let ours = |t: &[Tensor]| group_norm_silu(&t[0], 32, &t[1], &t[2], 1e-5);
+    let err = gradient_error(&[&x, &gamma, &beta], 7, ours, |t| candle_group_norm(t, 32)?.silu())?;
+    assert!(err <= 1e-4, "relative gradient error {err}");
     Ok(())
 }
 
@@ -363,16 +367,10 @@ fn layer_norm_matches_candle_primitives_and_finite_differences() -> Result<()> {
 
 #[test]
 fn layer_norm_gradients_match_candle_backward_f32() -> Result<()> {
-    let t = layer_norm_operands(&[8, 256, 128], DType::F32)?;
-    let vars = t.iter().map(Var::from_tensor).collect::<Result<Vec<_>>>()?;
-    let t: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
-    let r = tensor(t[0].dims(), 19, DType::F32)?;
-    let ours = (layer_norm(&t[0], &t[1], &t[2], 1e-5)? * &r)?.sum_all()?.backward()?;
-    let candle = (candle_layer_norm(&t)? * &r)?.sum_all()?.backward()?;
-    for v in &t {
-        let err = rel_err(ours.get(v).expect("ours"), candle.get(v).expect("candle"))?;
-        assert!(err <= 1e-4, "relative gradient error {err}");
-    }
+    let [x, gamma, beta] = layer_norm_operands(&[8, 256, 128], DType::F32)?;
+    let ours = |t: &[Tensor]| layer_norm(&t[0], &t[1], &t[2], 1e-5);
+    let err = gradient_error(&[&x, &gamma, &beta], 19, ours, candle_layer_norm)?;
+    assert!(err <= 1e-4, "relative gradient error {err}");
     Ok(())
 }
 
@@ -385,13 +383,9 @@ fn broadcast_upsample(x: &Tensor) -> Result<Tensor> {
 #[test]
 fn upsample_matches_broadcast_in_both_directions_and_finite_differences() -> Result<()> {
     for shape in [[2, 3, 4, 5], [8, 64, 32, 32]] {
-        let x = Var::from_tensor(&tensor(&shape, 22, DType::F32)?)?;
-        let r = tensor(&[shape[0], shape[1], 2 * shape[2], 2 * shape[3]], 23, DType::F32)?;
-        let (ours, reference) = (upsample_nearest_2x(&x)?, broadcast_upsample(&x)?);
-        assert_eq!(rel_err(&ours, &reference)?, 0.0, "{shape:?}");
-        let ours = (ours * &r)?.sum_all()?.backward()?;
-        let reference = (reference * &r)?.sum_all()?.backward()?;
-        let err = rel_err(ours.get(&x).expect("ours"), reference.get(&x).expect("reference"))?;
+        let x = tensor(&shape, 22, DType::F32)?;
+        assert_eq!(rel_err(&upsample_nearest_2x(&x)?, &broadcast_upsample(&x)?)?, 0.0, "{shape:?}");
+        let err = gradient_error(&[&x], 23, |t| upsample_nearest_2x(&t[0]), |t| broadcast_upsample(&t[0]))?;
         assert!(err <= 1e-6, "{shape:?}: relative gradient error {err}");
     }
     // A non-linear loss, so that the gradient depends on x.
