@@ -38,6 +38,8 @@ pub enum Tissue {
     RvWall,
     /// Atrial blood above the mitral plane (unlabelled).
     Atrium,
+    /// Atrial wall around it: myocardium's signal, unlabelled (ACDC labels the ventricles only).
+    AtrialWall,
     /// Fat (subcutaneous, epicardial).
     Fat,
     /// Pericardium.
@@ -56,7 +58,7 @@ pub enum Tissue {
     Aorta,
 }
 
-const N_TISSUES: usize = 15;
+const N_TISSUES: usize = 16;
 
 impl Tissue {
     /// Canonical label (cmr_core::labels) of the tissue.
@@ -149,6 +151,7 @@ impl Body {
         set(Tissue::Muscle, 0.22, 0.12);
         set(Tissue::Soft, 0.42, 0.12);
         set(Tissue::Bone, 0.38, 0.1);
+        signal[Tissue::AtrialWall as usize] = signal[Tissue::Myocardium as usize];
         Body {
             outline,
             subcutaneous_fat,
@@ -227,7 +230,7 @@ fn heart_tissue(sec: &Section, heart: &Heart, body: &Body, u: f64, v: f64, r: f6
         let t = if r < ra {
             Some(Tissue::Atrium)
         } else if r < ra + 2.0 {
-            Some(Tissue::Myocardium)
+            Some(Tissue::AtrialWall)
         } else {
             None
         };
@@ -445,5 +448,24 @@ mod tests {
         img[[10, 10]] = 1.0;
         let b = gaussian_blur(&img, 1.0);
         assert!((b.sum() - 1.0).abs() < 1e-9 && b[[10, 10]] < 0.5);
+    }
+
+    #[test]
+    fn the_atrium_above_the_mitral_plane_is_unlabelled_and_its_wall_looks_like_myocardium() {
+        let mut rng = cmr_core::seed::rng(5, &["appearance", "atrium"]);
+        let heart = Heart::sample(crate::Condition::Nor, true, 50.0, 175.0, 75.0, &mut rng);
+        let body = Body::sample(25.0, true, 1.0, &mut rng);
+        // 2 mm above the ED mitral plane at ED; at ES the base has descended further below it.
+        for phase in [0.0, 1.0] {
+            let sec = heart.section(-2.0, phase);
+            let ra = sec.atrium.expect("an atrium above the mitral plane");
+            let steps = ((ra + 4.0) / 0.1) as usize;
+            let tissues: Vec<Tissue> = (0..=steps)
+                .filter_map(|i| heart_tissue(&sec, &heart, &body, i as f64 * 0.1, 0.0, i as f64 * 0.1, 0).0)
+                .collect();
+            assert!(tissues.contains(&Tissue::Atrium) && tissues.contains(&Tissue::AtrialWall), "{tissues:?}");
+            assert!(tissues.iter().all(|t| t.label() == cmr_core::labels::BACKGROUND), "phase {phase}: {tissues:?}");
+        }
+        assert_eq!(body.signal[Tissue::AtrialWall as usize], body.signal[Tissue::Myocardium as usize]);
     }
 }
