@@ -73,24 +73,24 @@ pub fn dice_all(a: &[u8], b: &[u8]) -> [Option<f64>; 3] {
     Structure::ALL.map(|s| dice(a, b, s))
 }
 
-/// Mean Dice per structure over many images; undefined values are not counted.
+/// Mean Dice per structure over many images or volumes; undefined values are not counted.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DiceMeans {
     sums: [f64; 3],
     counts: [usize; 3],
 }
 
-/// The mean Dice of one structure and how many images it averages.
+/// The mean Dice of one structure and how many values (images or volumes) it averages.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct DiceMean {
-    /// Mean over the images where the Dice is defined; `None` when it is defined on none.
+    /// Mean over the values that are defined; `None` when none is.
     pub mean: Option<f64>,
-    /// Number of images averaged.
+    /// Number of values averaged.
     pub n: usize,
 }
 
 impl DiceMeans {
-    /// Adds one image's Dice values ([`dice_all`]).
+    /// Adds the Dice values of one image or volume ([`dice_all`]).
     pub fn add(&mut self, values: [Option<f64>; 3]) {
         for (i, value) in values.into_iter().enumerate() {
             if let Some(v) = value {

@@ -38,6 +38,32 @@ pub(crate) struct Real<'r> {
 /// One 2D image of a subject tensor: `(frame, slice)`.
 pub(crate) type Plane = (usize, usize);
 
+/// What one Dice value of the mask fidelity is computed over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DiceUnit {
+    /// The heart images of one frame (ED or ES) of a subject, pooled: the 3D Dice per volume and phase of the ACDC
+    /// challenge (Bernard et al. 2018), which weighs a slice by its area, so a few-pixel apical LV counts little.
+    Volume,
+    /// One 2D heart image: every slice counts alike, the apical and basal ones included.
+    Image,
+}
+
+impl DiceUnit {
+    /// Indices into `planes` (one subject's heart images), grouped into this unit's parts, in order.
+    fn group(self, planes: &[Plane]) -> Vec<Vec<usize>> {
+        match self {
+            DiceUnit::Image => (0..planes.len()).map(|p| vec![p]).collect(),
+            DiceUnit::Volume => {
+                let mut frames: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+                for (p, &(frame, _)) in planes.iter().enumerate() {
+                    frames.entry(frame).or_default().push(p);
+                }
+                frames.into_values().collect()
+            }
+        }
+    }
+}
+
 /// Everything the measures are computed from. Subjects are indices into `train`; the `j`-th evaluated subject is
 /// `chosen[j]`, its samples `generated[j]`.
 pub(crate) struct Evaluation<'a, 'r> {
@@ -64,25 +90,36 @@ impl Evaluation<'_, '_> {
         self.chosen[(j + 1) % self.chosen.len()]
     }
 
-    /// Dice of the segmenter's labels per subgroup: generated vs conditioning mask, real vs its mask, generated vs
-    /// the partner's mask; and of the conditioning mask vs the partner's. Subject tensors are cropped on the LV
-    /// centroid, so the partner's mask differs in shape and size, not in position.
-    pub fn mask_fidelity(&self) -> BTreeMap<String, DiceGroup> {
+    /// Dice of the segmenter's labels per subgroup, each value over one [`DiceUnit`]: generated vs conditioning
+    /// mask, real vs its mask, generated vs the partner's mask; and of the conditioning mask vs the partner's.
+    /// Subject tensors are cropped on the LV centroid, so the partner's mask differs in shape and size, not in
+    /// position.
+    pub fn mask_fidelity(&self, unit: DiceUnit) -> BTreeMap<String, DiceGroup> {
         let mut dice: BTreeMap<String, DiceGroup> = BTreeMap::new();
         for (j, &t) in self.chosen.iter().enumerate() {
             let (mask, partner_mask) = (&self.train[t].tensor.mask, &self.train[self.partner(j)].tensor.mask);
+            let planes = &self.planes[t];
+            // Each unit's label maps, one after another: heart-image indices `p` → pixels.
+            let units = unit.group(planes);
+            let joined = |maps: &dyn Fn(usize) -> Vec<u8>| -> Vec<Vec<u8>> {
+                units.iter().map(|unit| unit.iter().flat_map(|&p| maps(p)).collect()).collect()
+            };
+            let truth = joined(&|p| plane_of(mask, planes[p]));
+            let other = joined(&|p| plane_of(partner_mask, planes[p]));
+            let real = joined(&|p| self.real_analysis[j][p].mask.clone());
+            let samples: Vec<Vec<Vec<u8>>> =
+                self.generated_analysis[j].iter().map(|sample| joined(&|p| sample[p].mask.clone())).collect();
             let subgroups =
                 DICE_SUBGROUPS.iter().filter_map(|a| attribute(self.train[t].row, a).map(|v| format!("{a}={v}")));
             for name in std::iter::once("overall".to_string()).chain(subgroups) {
                 let group = dice.entry(name).or_default();
                 group.subjects += 1;
-                for (p, &plane) in self.planes[t].iter().enumerate() {
-                    let (truth, other) = (plane_of(mask, plane), plane_of(partner_mask, plane));
-                    group.real.add(dice_all(&self.real_analysis[j][p].mask, &truth));
-                    group.mask_overlap.add(dice_all(&truth, &other));
-                    for sample in &self.generated_analysis[j] {
-                        group.generated.add(dice_all(&sample[p].mask, &truth));
-                        group.shuffled.add(dice_all(&sample[p].mask, &other));
+                for (u, truth) in truth.iter().enumerate() {
+                    group.real.add(dice_all(&real[u], truth));
+                    group.mask_overlap.add(dice_all(truth, &other[u]));
+                    for sample in &samples {
+                        group.generated.add(dice_all(&sample[u], truth));
+                        group.shuffled.add(dice_all(&sample[u], &other[u]));
                     }
                 }
             }

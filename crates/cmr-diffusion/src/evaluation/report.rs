@@ -31,8 +31,11 @@ pub struct EvaluationReport {
     /// Real 2D images (one frame of one slice) of the evaluated subjects whose mask has a heart label: the images
     /// every per-image number is computed on. Each sample of a subject has as many generated images.
     pub heart_images: usize,
-    /// Mask fidelity per subgroup (`overall`, `sex=F`, `bmi_class=normal`, …).
+    /// Mask fidelity per subgroup (`overall`, `sex=F`, `bmi_class=normal`, …), one Dice per volume: the heart
+    /// images of one frame of a subject pooled, as the ACDC challenge scores segmentations.
     pub dice: BTreeMap<String, DiceGroup>,
+    /// The same, one Dice per 2D heart image: basal and apical slices weigh as much as mid-ventricular ones.
+    pub dice_per_image: BTreeMap<String, DiceGroup>,
     /// Fréchet distance on segmenter features.
     pub frechet: FrechetReport,
     /// MS-SSIM between samples of one slice, and between real slices.
@@ -70,7 +73,8 @@ pub struct EvaluatedSubject {
     pub prompt: String,
 }
 
-/// Dice of one subgroup of subjects.
+/// Dice of one subgroup of subjects; `n` counts volumes or images ([`EvaluationReport::dice`],
+/// [`EvaluationReport::dice_per_image`]).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DiceGroup {
     /// Subjects in the group.
@@ -81,7 +85,7 @@ pub struct DiceGroup {
     pub real: DiceMeans,
     /// Segmenter on the generated images vs another subject's mask (the control: must be far below `generated`).
     pub shuffled: DiceMeans,
-    /// The conditioning mask vs that other subject's mask, once per heart image: what a generator that reproduced
+    /// The conditioning mask vs that other subject's mask, once per volume or image: what a generator that reproduced
     /// its mask exactly would score in the control, so how far below `generated` the control can fall at all.
     pub mask_overlap: DiceMeans,
 }
@@ -190,25 +194,18 @@ impl EvaluationReport {
         let _ = writeln!(md, "## Mask fidelity (Dice of the segmenter's labels)\n");
         let _ = writeln!(
             md,
-            "Per 2D image with a heart in its mask; a structure absent from both label maps is not counted. \
-             *generated*: vs the conditioning mask; *real*: the segmenter on the real image; *shuffled*: vs another \
-             subject's mask; *masks*: the conditioning mask itself vs that other mask, the score of the shuffled \
-             control for a generator that reproduced its mask exactly.\n"
+            "A structure absent from both label maps is not counted. *generated*: vs the conditioning mask; *real*: \
+             the segmenter on the real image; *shuffled*: vs another subject's mask; *masks*: the conditioning mask \
+             itself vs that other mask, the score of the shuffled control for a generator that reproduced its mask \
+             exactly.\n"
         );
-        let _ = write!(md, "| group | subjects |");
-        for s in Structure::ALL {
-            let _ = write!(md, " {0} generated | {0} real | {0} shuffled | {0} masks |", s.name());
-        }
-        let _ = writeln!(md, "\n|---|---:|{}", "---:|".repeat(4 * Structure::ALL.len()));
-        for (name, group) in &self.dice {
-            let _ = write!(md, "| {name} | {} |", group.subjects);
-            for s in Structure::ALL {
-                for means in [&group.generated, &group.real, &group.shuffled, &group.mask_overlap] {
-                    let _ = write!(md, " {} |", dice_cell(means.get(s)));
-                }
-            }
-            md.push('\n');
-        }
+        let _ = writeln!(
+            md,
+            "### Per volume: the heart images of one frame (ED or ES) of a subject pooled, as ACDC scores\n"
+        );
+        dice_table(&mut md, &self.dice);
+        let _ = writeln!(md, "\n### Per 2D heart image: apical and basal slices count as much as the others\n");
+        dice_table(&mut md, &self.dice_per_image);
 
         let f = &self.frechet;
         let _ = writeln!(md, "\n## Fréchet distance (segmenter bottleneck features)\n");
@@ -249,6 +246,24 @@ impl EvaluationReport {
             );
         }
         md
+    }
+}
+
+/// One row per subgroup: generated, real, shuffled and masks for each structure.
+fn dice_table(md: &mut String, groups: &BTreeMap<String, DiceGroup>) {
+    let _ = write!(md, "| group | subjects |");
+    for s in Structure::ALL {
+        let _ = write!(md, " {0} generated | {0} real | {0} shuffled | {0} masks |", s.name());
+    }
+    let _ = writeln!(md, "\n|---|---:|{}", "---:|".repeat(4 * Structure::ALL.len()));
+    for (name, group) in groups {
+        let _ = write!(md, "| {name} | {} |", group.subjects);
+        for s in Structure::ALL {
+            for means in [&group.generated, &group.real, &group.shuffled, &group.mask_overlap] {
+                let _ = write!(md, " {} |", dice_cell(means.get(s)));
+            }
+        }
+        md.push('\n');
     }
 }
 

@@ -8,7 +8,8 @@
 //!   the segmenter on the real image vs its mask, and the *shuffled-mask control*: the generated image vs the mask of
 //!   another evaluated subject (the next one in the chosen order, a fixed derangement), which must score far lower.
 //!   Subject tensors are cropped on the LV centroid, so the control differs in shape and size, not in position.
-//!   Overall and per `sex` and `bmi_class`;
+//!   Overall and per `sex` and `bmi_class`; one Dice per volume (a frame's heart images pooled, as ACDC scores) and
+//!   one per 2D image;
 //! - **Fréchet distance** of segmenter bottleneck features: each sample's images vs the images of the real train
 //!   subjects not evaluated, beside the evaluated subjects' real images vs the same reference — two sets of one size;
 //! - **diversity** — mean MS-SSIM between the samples of one slice, beside real slices of two subjects;
@@ -31,7 +32,7 @@ use cmr_nn::text::SentenceEncoder;
 use ndarray::Array4;
 use rand::seq::SliceRandom;
 
-use super::measures::{heart_planes, plane_of, Evaluation, Plane, Real, PROBE_GRID};
+use super::measures::{heart_planes, plane_of, DiceUnit, Evaluation, Plane, Real, PROBE_GRID};
 use super::msssim::WINDOW;
 use super::report::{EvaluatedSubject, EvaluationOptions, EvaluationReport};
 use super::segmenter::{Analysis, Geometry, Segmenter};
@@ -157,7 +158,8 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
             })
             .collect(),
         heart_images: chosen.iter().map(|&t| planes[t].len()).sum(),
-        dice: evaluation.mask_fidelity(),
+        dice: evaluation.mask_fidelity(DiceUnit::Volume),
+        dice_per_image: evaluation.mask_fidelity(DiceUnit::Image),
         frechet: evaluation.frechet(),
         diversity: evaluation.diversity(),
         memorisation: evaluation.memorisation(&held_out),

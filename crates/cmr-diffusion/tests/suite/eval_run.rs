@@ -45,16 +45,29 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     assert_eq!(report.subjects[0].shuffled_partner, ids[1]);
     assert_eq!(report.subjects[1].shuffled_partner, ids[0]);
     assert_eq!(report.heart_images, 8);
-    let groups: Vec<&str> = report.dice.keys().map(String::as_str).collect();
-    assert_eq!(groups, ["bmi_class=normal", "overall", "sex=F", "sex=M"]);
-    let overall = &report.dice["overall"];
-    assert_eq!(overall.subjects, 2);
-    // Every image's mask has an LV: its Dice is always defined — 8 real images, 2 samples × 8 generated ones.
-    assert_eq!(overall.real.get(Structure::Lv).n, 8);
-    assert_eq!(overall.generated.get(Structure::Lv).n, 16);
-    assert_eq!(overall.shuffled.get(Structure::Lv).n, 16, "the shuffled-mask control");
-    // The control's ceiling: each subject's mask vs its partner's, once per image, as recomputed here.
-    assert_eq!(overall.mask_overlap.get(Structure::Lv).n, 8);
+    for dice in [&report.dice, &report.dice_per_image] {
+        let groups: Vec<&str> = dice.keys().map(String::as_str).collect();
+        assert_eq!(groups, ["bmi_class=normal", "overall", "sex=F", "sex=M"]);
+        assert_eq!(dice["overall"].subjects, 2);
+        assert_eq!(dice["sex=F"].subjects, 1);
+        for group in dice.values() {
+            for means in [&group.real, &group.generated, &group.shuffled, &group.mask_overlap] {
+                for s in Structure::ALL {
+                    assert!(means.get(s).mean.is_none_or(|d| (0.0..=1.0).contains(&d)), "{s:?}: {:?}", means.get(s));
+                }
+            }
+        }
+    }
+    // Every image's mask has an LV: its Dice is always defined — per image, 8 real images and 2 samples × 8
+    // generated ones; per volume, 2 subjects × ED/ES real volumes and 2 samples × 4 generated ones.
+    for (dice, real) in [(&report.dice_per_image, 8), (&report.dice, 4)] {
+        let overall = &dice["overall"];
+        assert_eq!(overall.real.get(Structure::Lv).n, real);
+        assert_eq!(overall.generated.get(Structure::Lv).n, 2 * real);
+        assert_eq!(overall.shuffled.get(Structure::Lv).n, 2 * real, "the shuffled-mask control");
+        assert_eq!(overall.mask_overlap.get(Structure::Lv).n, real);
+    }
+    // The control's ceiling: each subject's mask vs its partner's, once per image or volume, as recomputed here.
     let rows = cmr_core::cohort::read(&cohort).unwrap();
     let lv_of = |id: &str| {
         let row = rows.iter().find(|r| r.subject_id == id).unwrap();
@@ -62,23 +75,25 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     };
     let (lv_a, lv_b) = (lv_of(ids[0]), lv_of(ids[1]));
     let (frames, slices, _, _) = lv_a.dim();
-    let dice = |f: usize, s: usize| {
-        let (x, y) = (lv_a.slice(ndarray::s![f, s, .., ..]), lv_b.slice(ndarray::s![f, s, .., ..]));
-        let both = x.iter().zip(&y).filter(|(a, b)| **a && **b).count();
-        2.0 * both as f64 / (x.iter().filter(|v| **v).count() + y.iter().filter(|v| **v).count()) as f64
+    // Pooled Dice of the LV over `planes` (frame, slice) of the two subjects.
+    let dice = |planes: &[(usize, usize)]| {
+        let (mut both, mut sizes) = (0, 0);
+        for &(f, s) in planes {
+            let (x, y) = (lv_a.slice(ndarray::s![f, s, .., ..]), lv_b.slice(ndarray::s![f, s, .., ..]));
+            both += x.iter().zip(&y).filter(|(a, b)| **a && **b).count();
+            sizes += x.iter().filter(|v| **v).count() + y.iter().filter(|v| **v).count();
+        }
+        2.0 * both as f64 / sizes as f64
     };
     let planes: Vec<(usize, usize)> = (0..frames).flat_map(|f| (0..slices).map(move |s| (f, s))).collect();
-    let expected = planes.iter().map(|&(f, s)| dice(f, s)).sum::<f64>() / planes.len() as f64; // symmetric pairs
-    let overlap = overall.mask_overlap.get(Structure::Lv).mean.unwrap();
-    assert!((overlap - expected).abs() < 1e-12, "{overlap} vs {expected}");
-    for group in report.dice.values() {
-        for means in [&group.real, &group.generated, &group.shuffled, &group.mask_overlap] {
-            for s in Structure::ALL {
-                assert!(means.get(s).mean.is_none_or(|d| (0.0..=1.0).contains(&d)), "{s:?}: {:?}", means.get(s));
-            }
-        }
+    let per_image = planes.iter().map(|&p| dice(&[p])).sum::<f64>() / planes.len() as f64; // symmetric pairs
+    let volumes: Vec<Vec<(usize, usize)>> = (0..frames).map(|f| (0..slices).map(|s| (f, s)).collect()).collect();
+    let per_volume = volumes.iter().map(|v| dice(v)).sum::<f64>() / frames as f64;
+    for (dice, expected) in [(&report.dice_per_image, per_image), (&report.dice, per_volume)] {
+        let overlap = dice["overall"].mask_overlap.get(Structure::Lv).mean.unwrap();
+        assert!((overlap - expected).abs() < 1e-12, "{overlap} vs {expected}");
     }
-    assert_eq!(report.dice["sex=F"].subjects, 1);
+    assert!((per_image - per_volume).abs() > 1e-6, "the test tells the units apart");
     // Fréchet: 2 reference subjects × 4 images; one distance per sample.
     assert_eq!(report.frechet.reference_subjects.len(), 2);
     assert!(report.frechet.reference_subjects.iter().all(|r| !ids.contains(&r.as_str())));
@@ -101,7 +116,8 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("evaluation.json")).unwrap()).unwrap();
     assert_eq!(json, serde_json::from_str::<serde_json::Value>(&serde_json::to_string(&report).unwrap()).unwrap());
     let md = std::fs::read_to_string(a.join("evaluation.md")).unwrap();
-    assert!(md.contains("| overall | 2 |") && md.contains("## Fréchet distance"), "{md}");
+    assert_eq!(md.matches("| overall | 2 |").count(), 2, "per volume and per image: {md}");
+    assert!(md.contains("## Fréchet distance"), "{md}");
     assert_eq!(file_names(&a), ["evaluation.json", "evaluation.md"]);
 
     // The same inputs give byte-identical files.
