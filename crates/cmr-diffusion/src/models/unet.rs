@@ -9,8 +9,8 @@
 use candle_core::{bail, DType, Module, Result, Tensor};
 use candle_nn::VarBuilder;
 use cmr_nn::layers::{
-    Conv2d, Conv2dConfig, GroupNorm, GroupNormConfig, ResnetBlock2dConfig, TimestepEmbedding,
-    TimestepEmbeddingConfig, Timesteps, TimestepsConfig,
+    Conv2d, Conv2dConfig, GroupNorm, GroupNormConfig, ResnetBlock2dConfig, TimestepEmbedding, TimestepEmbeddingConfig,
+    Timesteps, TimestepsConfig,
 };
 use serde::{Deserialize, Serialize};
 

@@ -68,7 +68,8 @@ impl Module for GroupNorm {
             return crate::ops::group_norm(xs, self.num_groups, weight, bias, self.eps);
         }
         let b = dims[0];
-        let normed = crate::ops::normalize_last(&xs.reshape((b, self.num_groups, ()))?, self.eps)?.reshape(dims.as_slice())?;
+        let normed =
+            crate::ops::normalize_last(&xs.reshape((b, self.num_groups, ()))?, self.eps)?.reshape(dims.as_slice())?;
         match &self.affine {
             Some((weight, bias)) => {
                 // (c,) → (1, c, 1, …, 1) to broadcast over batch and trailing dimensions.
@@ -128,4 +129,3 @@ impl Module for LayerNorm {
 fn affine_params(vb: &VarBuilder, size: usize) -> Result<(Tensor, Tensor)> {
     Ok((vb.get_with_hints(size, "weight", Init::Const(1.0))?, vb.get_with_hints(size, "bias", Init::Const(0.0))?))
 }
-

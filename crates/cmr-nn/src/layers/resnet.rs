@@ -97,7 +97,7 @@ impl ResnetBlock2d {
             (Some(_), None) => bail!("ResnetBlock2d: built with temb_channels but called without a time embedding"),
             (None, Some(_)) => bail!("ResnetBlock2d: called with a time embedding but built without temb_channels"),
         }; // (b, c_out, h, w)
-        // 2. second stage
+           // 2. second stage
         let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         // 3. shortcut
         let shortcut = match &self.conv_shortcut {

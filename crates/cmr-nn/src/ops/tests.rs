@@ -320,7 +320,8 @@ fn conv2d_biased_rejects_a_bias_of_the_wrong_shape() -> Result<()> {
 fn group_norm_silu_matches_candle_and_finite_differences() -> Result<()> {
     for (shape, groups) in NORMS.into_iter().chain([(&[4, 64, 32, 32][..], 32)]) {
         let t = norm_operands(shape, DType::F32)?;
-        let err = rel_err(&group_norm_silu(&t[0], groups, &t[1], &t[2], 1e-5)?, &candle_group_norm(&t, groups)?.silu()?)?;
+        let err =
+            rel_err(&group_norm_silu(&t[0], groups, &t[1], &t[2], 1e-5)?, &candle_group_norm(&t, groups)?.silu()?)?;
         assert!(err <= 1e-5, "{shape:?}/{groups}: relative error {err}");
     }
     for (shape, groups) in NORMS {
