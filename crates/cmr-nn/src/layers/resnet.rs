@@ -87,7 +87,7 @@ impl ResnetBlock2d {
     /// Applies the block; `temb` `(b, temb_channels)` is required exactly when the block was built with
     /// `temb_channels`.
     pub fn forward(&self, xs: &Tensor, temb: Option<&Tensor>) -> Result<Tensor> {
-        // 1. first stage, with the time embedding as one more bias per channel and sample
+        // 1. first stage, with the time embedding as one more bias per channel and sample: (b, c_out, h, w)
         let h = match (&self.time_emb_proj, temb) {
             (Some(proj), Some(temb)) => {
                 let t = proj.forward(&silu(temb)?)?; // (b, c_out)
@@ -96,8 +96,8 @@ impl ResnetBlock2d {
             (None, None) => self.conv1.forward(&self.norm1.forward_silu(xs)?)?,
             (Some(_), None) => bail!("ResnetBlock2d: built with temb_channels but called without a time embedding"),
             (None, Some(_)) => bail!("ResnetBlock2d: called with a time embedding but built without temb_channels"),
-        }; // (b, c_out, h, w)
-           // 2. second stage
+        };
+        // 2. second stage
         let h = self.conv2.forward(&self.norm2.forward_silu(&h)?)?;
         // 3. shortcut
         let shortcut = match &self.conv_shortcut {
