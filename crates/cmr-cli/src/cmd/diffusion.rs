@@ -87,6 +87,9 @@ pub struct Sampling {
     /// Classifier-free guidance weight (1 = off).
     #[arg(long, default_value_t = SamplingOptions::default().guidance)]
     guidance: f64,
+    /// Scale of the ControlNet's mask residuals (1 = as trained, 0 = mask ignored).
+    #[arg(long, default_value_t = SamplingOptions::default().conditioning_scale)]
+    conditioning_scale: f64,
     /// Slices denoised together.
     #[arg(long, default_value_t = SamplingOptions::default().batch)]
     batch: usize,
@@ -94,7 +97,12 @@ pub struct Sampling {
 
 impl Sampling {
     fn options(&self) -> SamplingOptions {
-        SamplingOptions { steps: self.steps, guidance: self.guidance, batch: self.batch }
+        SamplingOptions {
+            steps: self.steps,
+            guidance: self.guidance,
+            conditioning_scale: self.conditioning_scale,
+            batch: self.batch,
+        }
     }
 }
 

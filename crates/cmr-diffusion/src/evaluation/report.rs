@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::dice::{DiceMean, DiceMeans, Structure};
 use super::segmenter::Geometry;
+use crate::pipeline::generate::SamplingOptions;
 
 /// The whole evaluation.
 #[derive(Debug, Clone, Serialize)]
@@ -54,10 +55,9 @@ pub struct EvaluationOptions {
     pub subjects: usize,
     /// Samples generated per subject.
     pub samples: usize,
-    /// DDIM steps.
-    pub steps: usize,
-    /// Classifier-free guidance weight.
-    pub guidance: f64,
+    /// DDIM steps, guidance, ControlNet scale and batch of the generated samples.
+    #[serde(flatten)]
+    pub sampling: SamplingOptions,
     /// Root seed.
     pub seed: u64,
 }
@@ -176,14 +176,15 @@ impl EvaluationReport {
         let _ = writeln!(
             md,
             "Model `{}` (generator {}), cohort `{}`: {} real train subjects × {} samples, {} DDIM steps, guidance {}, \
-             seed {}. Segmenter `{}`, images resized to {} px on a {}-px canvas. {} heart images per sample.\n",
+             ControlNet scale {}, seed {}. Segmenter `{}`, images resized to {} px on a {}-px canvas. {} heart images per sample.\n",
             self.model.display(),
             &self.generator_sha256[..12.min(self.generator_sha256.len())],
             self.cohort.display(),
             o.subjects,
             o.samples,
-            o.steps,
-            o.guidance,
+            o.sampling.steps,
+            o.sampling.guidance,
+            o.sampling.conditioning_scale,
             o.seed,
             self.segmenter.display(),
             self.segmenter_geometry.content,

@@ -53,7 +53,7 @@ pub struct EvaluateConfig<'a> {
     pub subjects: usize,
     /// Samples generated per subject. Default 2; at least 2.
     pub samples: usize,
-    /// DDIM steps, guidance and batch.
+    /// DDIM steps, guidance, ControlNet scale and batch.
     pub sampling: SamplingOptions,
     /// Root seed: the choice of subjects, every sample's noise, the probes. Default 0.
     pub seed: u64,
@@ -105,9 +105,8 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
     let (chosen, reference) = order.split_at(cfg.subjects);
 
     // 3. generate `samples` subjects from each evaluated subject's mask and prompt
-    let SamplingOptions { steps, guidance, batch } = cfg.sampling;
-    let networks = Networks::load(&model, steps, &cfg.device)?;
-    let sampler = networks.sampler(guidance);
+    let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
+    let sampler = networks.sampler(&cfg.sampling);
     let table = PromptTable::build(cfg.text_encoder, chosen.iter().map(|&t| train[t].row.prompt.as_str()))?;
     tracing::info!(subjects = chosen.len(), samples = cfg.samples, "generating");
     let total = chosen.len() * cfg.samples;
@@ -117,6 +116,7 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         let mut samples = Vec::with_capacity(cfg.samples);
         for k in 0..cfg.samples {
             let seed = cmr_core::seed::derive(cfg.seed, &["diffusion", "evaluate", &row.subject_id, &k.to_string()]);
+            let batch = cfg.sampling.batch;
             samples.push(generate_subject(&sampler, &table, &tensor.mask, &row.prompt, seed, batch, &cfg.device)?);
             progress(j * cfg.samples + k + 1, total);
         }
@@ -149,7 +149,12 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         cohort: cfg.cohort.clone(),
         segmenter: cfg.segmenter.clone(),
         segmenter_geometry: geometry,
-        options: EvaluationOptions { subjects: cfg.subjects, samples: cfg.samples, steps, guidance, seed: cfg.seed },
+        options: EvaluationOptions {
+            subjects: cfg.subjects,
+            samples: cfg.samples,
+            sampling: cfg.sampling,
+            seed: cfg.seed,
+        },
         subjects: (0..chosen.len())
             .map(|j| EvaluatedSubject {
                 subject_id: train[chosen[j]].row.subject_id.clone(),

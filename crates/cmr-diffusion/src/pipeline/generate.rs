@@ -7,12 +7,13 @@
 //!                                generator_sha256, seed, prompt, tensor_path, tensor_sha256, target attributes
 //! tensors/<stem>.safetensors     subject tensor: generated image [2, S, H, W], the source's mask
 //! subjects/<stem>/               NIfTI volumes and a PNG preview (cmr_io::export::write_subject_files)
+//! sampling.json                  the sampling options every subject was made with
 //! manifest.json                  sha256 of every file
 //! ```
 //!
 //! Each row is deterministic given its plan seed. The run works in a hidden folder beside `out` that survives an
-//! interruption: a rerun skips rows whose record and tensor (verified by sha256) are already there, and the folder
-//! becomes `out` only when every row is done.
+//! interruption: a rerun with the same sampling options skips rows whose record and tensor (verified by sha256) are
+//! already there, and the folder becomes `out` only when every row is done.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -45,7 +46,7 @@ pub struct GenerateConfig<'a> {
     pub cohort: PathBuf,
     /// Synthetic folder to write.
     pub out: PathBuf,
-    /// DDIM steps, guidance and batch.
+    /// DDIM steps, guidance, ControlNet scale and batch.
     pub sampling: SamplingOptions,
     /// The frozen text encoder.
     pub text_encoder: &'a SentenceEncoder,
@@ -54,6 +55,9 @@ pub struct GenerateConfig<'a> {
     /// Replace an existing `out`.
     pub force: bool,
 }
+
+/// File of a synthetic folder naming the [`SamplingOptions`] its subjects were made with.
+pub const SAMPLING_FILE: &str = "sampling.json";
 
 /// How subjects are sampled; `diffusion generate`, `diffusion evaluate` and the pipeline's `[diffusion.generate]`
 /// table take these.
@@ -64,24 +68,32 @@ pub struct SamplingOptions {
     pub steps: usize,
     /// Classifier-free guidance weight (1 = off). Default 4.0.
     pub guidance: f64,
+    /// Scale of the ControlNet's residuals (diffusers' `controlnet_conditioning_scale`): 1 = as trained, 0 = the
+    /// mask ignored, above 1 a stronger pull towards it. Default 1.0.
+    pub conditioning_scale: f64,
     /// Slices denoised together. Default 8.
     pub batch: usize,
 }
 
 impl Default for SamplingOptions {
     fn default() -> Self {
-        Self { steps: 20, guidance: 4.0, batch: 8 }
+        Self { steps: 20, guidance: 4.0, conditioning_scale: 1.0, batch: 8 }
     }
 }
 
 impl SamplingOptions {
-    /// Checks that `steps` and `batch` are at least 1 and `guidance` is finite and ≥ 1.
+    /// Checks that `steps` and `batch` are at least 1, `guidance` is finite and ≥ 1 and `conditioning_scale` finite
+    /// and ≥ 0.
     pub fn check(&self) -> Result<()> {
         if self.steps == 0 || self.batch == 0 {
             return Err(DiffusionError::option(if self.steps == 0 { "steps" } else { "batch" }, "must be at least 1"));
         }
         if !(self.guidance >= 1.0 && self.guidance.is_finite()) {
             return Err(DiffusionError::option("guidance", format!("must be ≥ 1, got {}", self.guidance)));
+        }
+        if !(self.conditioning_scale >= 0.0 && self.conditioning_scale.is_finite()) {
+            let message = format!("must be ≥ 0, got {}", self.conditioning_scale);
+            return Err(DiffusionError::option("conditioning_scale", message));
         }
         Ok(())
     }
@@ -130,16 +142,24 @@ pub fn run(cfg: &GenerateConfig, progress: &dyn Fn(usize, usize)) -> Result<Gene
 
     // 2. networks, sampler, prompts
     let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
-    let sampler = networks.sampler(cfg.sampling.guidance);
+    let sampler = networks.sampler(&cfg.sampling);
     let table = PromptTable::build(cfg.text_encoder, plan.iter().map(|r| r.prompt.as_str()))?;
     let generator_sha256 = model.generator_sha256();
 
-    // 3. one subject per plan row, in a work folder that survives interruption
+    // 3. one subject per plan row, in a work folder that survives interruption; one left by a run with other
+    //    sampling options holds subjects this run would not make, so it is started afresh
     let work = work_dir(&cfg.out);
+    let sampling_path = work.join(SAMPLING_FILE);
+    let previous: Option<SamplingOptions> =
+        std::fs::read_to_string(&sampling_path).ok().and_then(|text| serde_json::from_str(&text).ok());
+    if work.exists() && previous != Some(cfg.sampling) {
+        std::fs::remove_dir_all(&work).map_err(|e| cmr_core::CoreError::io(&work, e))?;
+    }
     for sub in ["tensors", "subjects", "rows"] {
         let dir = work.join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| cmr_core::CoreError::io(&dir, e))?;
     }
+    atomic::write_json(&sampling_path, &cfg.sampling)?;
     let (mut rows, mut generated, mut reused) = (Vec::with_capacity(plan.len()), 0, 0);
     for (done, plan_row) in plan.iter().enumerate() {
         let source = by_id[plan_row.mask_source.as_str()];
@@ -218,14 +238,14 @@ impl Networks {
         Ok(Self { unet, controlnet, scheduler: scheduler_config.build(steps)? })
     }
 
-    /// A sampler with classifier-free guidance weight `guidance` and the ControlNet at full scale.
-    pub fn sampler(&self, guidance: f64) -> Sampler<'_> {
+    /// A sampler with the guidance weight and ControlNet scale of `options` (its steps are the schedule's).
+    pub fn sampler(&self, options: &SamplingOptions) -> Sampler<'_> {
         Sampler {
             unet: &self.unet,
             controlnet: self.controlnet.as_ref(),
             scheduler: self.scheduler.as_ref(),
-            guidance,
-            conditioning_scale: 1.0,
+            guidance: options.guidance,
+            conditioning_scale: options.conditioning_scale,
         }
     }
 }
@@ -336,7 +356,7 @@ mod tests {
     #[test]
     fn sampling_options_name_the_bad_field() {
         assert!(SamplingOptions::default().check().is_ok());
-        assert!(SamplingOptions { guidance: 1.0, steps: 1, batch: 1 }.check().is_ok());
+        assert!(SamplingOptions { guidance: 1.0, steps: 1, batch: 1, conditioning_scale: 0.0 }.check().is_ok());
         let defaults = SamplingOptions::default();
         for (bad, field) in [
             (SamplingOptions { steps: 0, ..defaults }, "steps"),
@@ -344,6 +364,8 @@ mod tests {
             (SamplingOptions { guidance: 0.5, ..defaults }, "guidance"),
             (SamplingOptions { guidance: f64::NAN, ..defaults }, "guidance"),
             (SamplingOptions { guidance: f64::INFINITY, ..defaults }, "guidance"),
+            (SamplingOptions { conditioning_scale: -0.5, ..defaults }, "conditioning_scale"),
+            (SamplingOptions { conditioning_scale: f64::NAN, ..defaults }, "conditioning_scale"),
         ] {
             let message = bad.check().unwrap_err().to_string();
             assert!(message.contains(field), "{bad:?}: {message}");

@@ -19,7 +19,7 @@ fn config<'a>(model: &Path, cohort: &Path, out: &Path) -> EvaluateConfig<'a> {
         out: out.into(),
         subjects: 2,
         samples: 2,
-        sampling: SamplingOptions { steps: 2, guidance: 2.0, batch: 2 },
+        sampling: SamplingOptions { steps: 2, guidance: 2.0, batch: 2, ..Default::default() },
         seed: 4,
         segmenter: segmenter_path(),
         text_encoder: encoder(),

@@ -229,7 +229,7 @@ fn generation_is_deterministic_resumable_and_guarded() {
         plan: plan.clone(),
         cohort: cohort_dir.clone(),
         out: out.into(),
-        sampling: SamplingOptions { steps: 3, guidance: 2.0, batch: 2 },
+        sampling: SamplingOptions { steps: 3, guidance: 2.0, batch: 2, ..Default::default() },
         text_encoder: encoder(),
         device: Device::Cpu,
         force: false,
@@ -276,6 +276,26 @@ fn generation_is_deterministic_resumable_and_guarded() {
     let report = generate::run(&config(&e), &|_, _| {}).unwrap();
     assert_eq!((report.generated, report.reused), (2, 0));
     assert_eq!(cmr_core::cohort::read(&e).unwrap()[0].seed, Some(99));
+
+    // So is one of an interrupted run with other sampling options, and the folder names the options it was made with.
+    let f = tmp.path().join("syn-f");
+    let interrupted = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        generate::run(&config(&f), &|done, _| assert!(done < 1, "kill"))
+    }));
+    assert!(interrupted.is_err());
+    let stronger =
+        GenerateConfig { sampling: SamplingOptions { conditioning_scale: 1.5, ..config(&f).sampling }, ..config(&f) };
+    let report = generate::run(&stronger, &|_, _| {}).unwrap();
+    assert_eq!((report.generated, report.reused), (2, 0));
+    let recorded: SamplingOptions =
+        serde_json::from_slice(&std::fs::read(f.join(generate::SAMPLING_FILE)).unwrap()).unwrap();
+    assert_eq!(recorded, stronger.sampling);
+    let first = &cmr_core::cohort::read(&f).unwrap()[0];
+    assert_ne!(
+        std::fs::read(e.join(&first.tensor_path)).unwrap(),
+        std::fs::read(f.join(&first.tensor_path)).unwrap(),
+        "a stronger ControlNet scale changes the images"
+    );
 
     // A mask source outside the train split is refused before any work.
     std::fs::write(&plan, "plan_id,mask_source,prompt,seed\np9,acdc:s4,x,1\n").unwrap();

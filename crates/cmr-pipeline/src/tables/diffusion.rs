@@ -2,7 +2,7 @@
 //! then `[diffusion.controlnet]`, each with `cmr-debias diffusion train`'s options: `steps`, `batch`, `lr`,
 //! `checkpoint_every`, … — every field of `cmr_diffusion::pipeline::train::TrainOptions`) or taken from `model`
 //! (an existing model folder with a ControlNet) — and how it samples (`[diffusion.generate]`: `steps`, `guidance`,
-//! `batch`, as `diffusion generate`).
+//! `conditioning_scale`, `batch`, as `diffusion generate`).
 
 use std::path::PathBuf;
 
