@@ -2,12 +2,14 @@
 # Trains the shipped demo models in models/demo/ (see its README) at the CPU demo scale (64×64 pixels, 2 mm), all on
 # one 300-subject phantom cohort in M&Ms-1 layout (balanced scenario: four vendors, four conditions) generated with
 # its own seed, so that no demo or test cohort shares a subject with it. Each reproduces its weights byte for byte on
-# the code that made them (models/demo/README.md says which shipped weights predate a change of float rounding).
+# the code that made them, the same thread count (the convolutions' per-thread gradient sums follow it) and the same
+# kind of CPU (gemm picks its kernels and blocking by CPU): here 2 cores of an AMD EPYC with AVX2. models/demo/README.md
+# says which shipped weights predate a change of float rounding.
 #   fm         models/demo/fm-vit-tiny/: ViT-Tiny widths over [2, 4, 64, 64] (scripts/demo-fm-config.json: 2×8×8
 #              patches, 128 tokens), pretrained as a masked autoencoder (issue 7). About 10 minutes on 2 cores.
 #   diffusion  models/demo/controlnet/: the text-conditional base UNet (demo widths 32/64/128; into WORK_DIR), then the
 #              mask ControlNet on it; the folder holds a copy of the base, so it is the only one shipped (issue 6).
-#              About 70 minutes on 2 cores.
+#              About 85 minutes on 2 cores (base 1200 steps ~35–45, ControlNet 1600 steps ~47).
 # Usage: scripts/train-demo-models.sh fm|diffusion|all [WORK_DIR]   (WORK_DIR keeps the cohorts; default: temporary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,5 +32,5 @@ if [[ $which == diffusion || $which == all ]]; then
   "$bin" diffusion train --cohort "$work/cohort64" --out "$work/diffusion-base" --stage base \
     --steps 1200 --batch 8 --seed 0 --force
   "$bin" diffusion train --cohort "$work/cohort64" --out models/demo/controlnet --stage controlnet \
-    --base "$work/diffusion-base" --steps 1000 --batch 8 --seed 0 --force
+    --base "$work/diffusion-base" --steps 1600 --batch 8 --seed 0 --force
 fi
