@@ -176,7 +176,8 @@ impl EvaluationReport {
         let _ = writeln!(
             md,
             "Model `{}` (generator {}), cohort `{}`: {} real train subjects × {} samples, {} DDIM steps, guidance {}, \
-             ControlNet scale {}, seed {}. Segmenter `{}`, images resized to {} px on a {}-px canvas. {} heart images per sample.\n",
+             ControlNet scale {}, seed {}. Segmenter `{}`, images resized to {} px on a {}-px canvas. {} heart images \
+             per sample.\n",
             self.model.display(),
             &self.generator_sha256[..12.min(self.generator_sha256.len())],
             self.cohort.display(),

@@ -106,7 +106,7 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
 
     // 3. generate `samples` subjects from each evaluated subject's mask and prompt
     let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
-    let sampler = networks.sampler(&cfg.sampling);
+    let (sampler, batch) = (networks.sampler(&cfg.sampling), cfg.sampling.batch);
     let table = PromptTable::build(cfg.text_encoder, chosen.iter().map(|&t| train[t].row.prompt.as_str()))?;
     tracing::info!(subjects = chosen.len(), samples = cfg.samples, "generating");
     let total = chosen.len() * cfg.samples;
@@ -116,7 +116,6 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         let mut samples = Vec::with_capacity(cfg.samples);
         for k in 0..cfg.samples {
             let seed = cmr_core::seed::derive(cfg.seed, &["diffusion", "evaluate", &row.subject_id, &k.to_string()]);
-            let batch = cfg.sampling.batch;
             samples.push(generate_subject(&sampler, &table, &tensor.mask, &row.prompt, seed, batch, &cfg.device)?);
             progress(j * cfg.samples + k + 1, total);
         }
