@@ -3,8 +3,7 @@
 # one 300-subject phantom cohort in M&Ms-1 layout (balanced scenario: four vendors, four conditions) generated with
 # its own seed, so that no demo or test cohort shares a subject with it. Each reproduces its weights byte for byte on
 # the code that made them, the same thread count (the convolutions' per-thread gradient sums follow it) and the same
-# kind of CPU (gemm picks its kernels and blocking by CPU): here 2 cores of an AMD EPYC with AVX2. models/demo/README.md
-# says which shipped weights predate a change of float rounding.
+# kind of CPU (gemm picks its kernels and blocking by CPU): here 2 cores of an AMD EPYC with AVX2.
 #   fm         models/demo/fm-vit-tiny/: ViT-Tiny widths over [2, 4, 64, 64] (scripts/demo-fm-config.json: 2×8×8
 #              patches, 128 tokens), pretrained as a masked autoencoder (issue 7). About 10 minutes on 2 cores.
 #   diffusion  models/demo/controlnet/: the text-conditional base UNet (demo widths 32/64/128; into WORK_DIR), then the
