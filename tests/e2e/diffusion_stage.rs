@@ -33,6 +33,21 @@ fn train_plan_generate_merge() {
     for file in ["unet.safetensors", "controlnet.safetensors", "scheduler.json", "README.md", "preview.png"] {
         assert!(ws.path("control").join(file).is_file(), "control/{file}");
     }
+    // The model card's command, with its folders filled in, trains the same weights again.
+    let card = std::fs::read_to_string(ws.path("control/README.md")).unwrap();
+    let command = card.split("- **command**: `").nth(1).and_then(|rest| rest.split('`').next()).expect("a command");
+    let filled =
+        command.replace("BASE_MODEL_DIR", "base").replace("MODEL_DIR", "control-again").replace("COHORT", "cohort");
+    let args: Vec<&str> = filled.split_whitespace().collect();
+    assert_eq!(args[..2], ["cmr-debias", "diffusion"], "{command}");
+    ws.ok(&[&args[1..], &["--text-encoder", &encoder]].concat());
+    for file in ["controlnet.safetensors", "unet.safetensors"] {
+        assert_eq!(
+            std::fs::read(ws.path("control").join(file)).unwrap(),
+            std::fs::read(ws.path("control-again").join(file)).unwrap(),
+            "{file}"
+        );
+    }
 
     ws.ok(&["balance", "plan", "--cohort", "cohort", "--by", "sex,label", "--out", "plan", "--seed", "3"]);
     let planned = std::fs::read_to_string(ws.path("plan/plan.csv")).unwrap().lines().count() - 1;

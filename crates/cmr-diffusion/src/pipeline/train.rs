@@ -589,6 +589,13 @@ fn model_card(report: &TrainingRecord) -> String {
     card.insert("parameters", report.parameters.to_string());
     card.insert("final loss", format!("{:.5} (mean of the last 50 steps)", report.final_loss));
     card.insert("weights sha256", report.sha256.to_string());
+    card.insert(
+        "command",
+        match command_line(report) {
+            Some(command) => format!("`{command}` (COHORT: a cohort folder with the table sha256 above)"),
+            None => "options the command line does not set differ from their defaults: see `training.json`".into(),
+        },
+    );
     let mut text = format!(
         "# cmr-debias diffusion model: {}\n\nTrained by `cmr-debias diffusion train`; weights are the EMA average. \
          Images are 2-channel (ED, ES) short-axis slices scaled to [-1, 1]; the text condition is \
@@ -607,6 +614,36 @@ fn model_card(report: &TrainingRecord) -> String {
         "\nFull options: `training.json`. Sampling: `cmr-debias diffusion generate --model <this folder>`.\n",
     );
     text
+}
+
+/// The `cmr-debias diffusion train` command that trains this model again from its cohort, with every option the
+/// command line sets written out; `None` when another option differs from its default.
+fn command_line(report: &TrainingRecord) -> Option<String> {
+    let o = report.options;
+    let set_by_cli = TrainOptions {
+        steps: o.steps,
+        batch: o.batch,
+        lr: o.lr,
+        snr_gamma: o.snr_gamma,
+        seed: o.seed,
+        checkpoint_every: o.checkpoint_every,
+        ..TrainOptions::default()
+    };
+    if *o != set_by_cli {
+        return None;
+    }
+    let base = if report.stage == Stage::Controlnet { " --base BASE_MODEL_DIR" } else { "" };
+    Some(format!(
+        "cmr-debias diffusion train --cohort COHORT --out MODEL_DIR --stage {}{base} --steps {} --batch {} --lr {} \
+         --snr-gamma {} --seed {} --checkpoint-every {}",
+        report.stage.name(),
+        o.steps,
+        o.batch,
+        o.lr,
+        o.snr_gamma,
+        o.seed,
+        o.checkpoint_every
+    ))
 }
 
 #[cfg(test)]
