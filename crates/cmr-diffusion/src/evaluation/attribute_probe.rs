@@ -118,18 +118,40 @@ impl AttributeProbe {
     /// # Errors
     /// A row whose length differs from the training features', or a non-finite feature (names `features`).
     pub fn predict(&self, features: &[Vec<f32>]) -> Result<Vec<usize>> {
-        if features.is_empty() {
-            return Ok(Vec::new());
-        }
-        check_rows(features, self.mean.len())?;
-        let logits = self.standardised(features)?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?; // (n, k)
-        Ok(logits
-            .to_vec2::<f64>()?
+        Ok(self
+            .logits(features)?
             .iter()
             .map(|row| {
                 row.iter().enumerate().fold((0, f64::NEG_INFINITY), |b, (k, &z)| if z > b.1 { (k, z) } else { b }).0
             })
             .collect())
+    }
+
+    /// The class probabilities (softmax of the logits) of each row of `features`.
+    ///
+    /// # Errors
+    /// As [`AttributeProbe::predict`].
+    pub fn probabilities(&self, features: &[Vec<f32>]) -> Result<Vec<Vec<f64>>> {
+        Ok(self
+            .logits(features)?
+            .into_iter()
+            .map(|row| {
+                let max = row.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+                let exp: Vec<f64> = row.iter().map(|z| (z - max).exp()).collect();
+                let total: f64 = exp.iter().sum();
+                exp.into_iter().map(|e| e / total).collect()
+            })
+            .collect())
+    }
+
+    /// `W x + b` of each checked row, `(rows, classes)`.
+    fn logits(&self, features: &[Vec<f32>]) -> Result<Vec<Vec<f64>>> {
+        if features.is_empty() {
+            return Ok(Vec::new());
+        }
+        check_rows(features, self.mean.len())?;
+        let logits = self.standardised(features)?.matmul(&self.weight.t()?)?.broadcast_add(&self.bias)?;
+        Ok(logits.to_vec2::<f64>()?)
     }
 
     /// `(x − mean) / std` of checked rows, `(rows, features)` f64.

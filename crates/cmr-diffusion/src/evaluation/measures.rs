@@ -14,7 +14,10 @@ use super::dice::dice_all;
 use super::frechet::frechet_distance;
 use super::memorisation::{centred, NccIndex};
 use super::msssim::ms_ssim;
-use super::report::{Accuracy, AttributeFidelity, DiceGroup, DiversityReport, FrechetReport, MemorisationReport};
+use super::prompt_swap::{concordance, expected_position, ordered_as_prompted, SwappedSample};
+use super::report::{
+    Accuracy, AttributeFidelity, DiceGroup, DiversityReport, FrechetReport, MemorisationReport, PromptSwapReport,
+};
 use super::segmenter::Analysis;
 use crate::error::Result;
 
@@ -81,6 +84,10 @@ pub(crate) struct Evaluation<'a, 'r> {
     pub real_analysis: &'a [Vec<Analysis>],
     /// `[j][k][p]`: the segmenter on heart image `p` of sample `k` of evaluated subject `j`.
     pub generated_analysis: &'a [Vec<Vec<Analysis>>],
+    /// Samples made with one attribute of the prompt swapped, each paired with its subject's first sample.
+    pub swapped: &'a [SwappedSample],
+    /// The values of each swapped attribute, low to high ([`super::prompt_swap::ordered_values`]).
+    pub orders: &'a BTreeMap<&'static str, Vec<String>>,
 }
 
 impl Evaluation<'_, '_> {
@@ -201,34 +208,46 @@ impl Evaluation<'_, '_> {
         }
     }
 
-    /// One probe per attribute of [`ATTRIBUTES`] that has at least two classes among the train subjects not
-    /// evaluated and one of them in an evaluated subject.
-    pub fn attributes(&self, seed: u64) -> Result<BTreeMap<String, AttributeFidelity>> {
-        let mut attributes = BTreeMap::new();
+    /// One probe per attribute of [`ATTRIBUTES`] that has at least two classes among the real subjects not
+    /// evaluated (the other train subjects and the `held_out` val/test subjects) and one of them in an evaluated
+    /// subject; and with each probe, the prompt swaps of its attribute.
+    pub fn attributes(&self, held_out: &[Real], seed: u64) -> Result<Probed> {
+        let fit_on: Vec<&Real> = (0..self.train.len())
+            .filter(|t| !self.chosen.contains(t))
+            .map(|t| &self.train[t])
+            .chain(held_out)
+            .collect();
+        let mut probed = Probed::default();
         for name in ATTRIBUTES {
-            if let Some(fidelity) = self.probe_attribute(name, seed)? {
-                attributes.insert(name.to_string(), fidelity);
+            let Some((fidelity, probe)) = self.probe_attribute(name, &fit_on, seed)? else { continue };
+            if let Some(swaps) = self.prompt_swaps(name, &probe, &fidelity.classes, seed)? {
+                probed.prompt_swaps.insert(name.to_string(), swaps);
             }
+            probed.attributes.insert(name.to_string(), fidelity);
         }
-        Ok(attributes)
+        Ok(probed)
     }
 
-    /// Fits the probe of attribute `name` on the slices of the train subjects not evaluated and scores it on the
-    /// evaluated subjects' generated samples (one prediction per sample, by majority over its slices) and real
-    /// images; `None` when it cannot be fit or scored.
-    fn probe_attribute(&self, name: &str, seed: u64) -> Result<Option<AttributeFidelity>> {
-        let others: Vec<usize> = (0..self.train.len()).filter(|t| !self.chosen.contains(t)).collect();
-        let mut classes: Vec<String> = others.iter().filter_map(|&t| attribute(self.train[t].row, name)).collect();
+    /// Fits the probe of attribute `name` on the slices of the `fit_on` subjects and scores it on the evaluated
+    /// subjects' generated samples (one prediction per sample, by majority over its slices) and real images; `None`
+    /// when it cannot be fit or scored.
+    fn probe_attribute(
+        &self,
+        name: &str,
+        fit_on: &[&Real],
+        seed: u64,
+    ) -> Result<Option<(AttributeFidelity, AttributeProbe)>> {
+        let mut classes: Vec<String> = fit_on.iter().filter_map(|s| attribute(s.row, name)).collect();
         classes.sort();
         classes.dedup();
-        let class_of = |t: usize| attribute(self.train[t].row, name).and_then(|v| classes.iter().position(|c| *c == v));
-        if classes.len() < 2 || self.chosen.iter().all(|&t| class_of(t).is_none()) {
+        let class_of = |row: &CohortRow| attribute(row, name).and_then(|v| classes.iter().position(|c| *c == v));
+        if classes.len() < 2 || self.chosen.iter().all(|&t| class_of(self.train[t].row).is_none()) {
             return Ok(None);
         }
         let (mut features, mut labels) = (Vec::new(), Vec::new());
-        for &t in &others {
-            if let Some(class) = class_of(t) {
-                let rows = probe_features(&self.train[t].tensor.image, &self.train[t].tensor.mask);
+        for subject in fit_on {
+            if let Some(class) = class_of(subject.row) {
+                let rows = probe_features(&subject.tensor.image, &subject.tensor.mask);
                 labels.extend(std::iter::repeat_n(class, rows.len()));
                 features.extend(rows);
             }
@@ -240,7 +259,7 @@ impl Evaluation<'_, '_> {
         };
         let (mut generated, mut real) = ((vec![], vec![]), (vec![], vec![]));
         for (j, &t) in self.chosen.iter().enumerate() {
-            let Some(class) = class_of(t) else { continue };
+            let Some(class) = class_of(self.train[t].row) else { continue };
             let subject = &self.train[t].tensor;
             for image in &self.generated[j] {
                 generated.0.push(class);
@@ -255,13 +274,75 @@ impl Evaluation<'_, '_> {
             let most = (0..classes.len()).map(|c| truth.iter().filter(|&&x| x == c).count()).max().unwrap_or(0);
             Accuracy { accuracy, lo, hi, n: truth.len(), chance: most as f64 / truth.len() as f64 }
         };
-        Ok(Some(AttributeFidelity {
+        let fidelity = AttributeFidelity {
             train_slices: features.len(),
             generated: score(generated, "generated"),
             real: score(real, "real"),
             classes,
+        };
+        Ok(Some((fidelity, probe)))
+    }
+
+    /// The prompt swaps of attribute `name` scored by its `probe` (over `classes`): each swapped sample against its
+    /// subject's first sample, and the evaluated subjects' real images against each other; `None` without a swap
+    /// or when a class of the probe is not in the attribute's order.
+    fn prompt_swaps(
+        &self,
+        name: &str,
+        probe: &AttributeProbe,
+        classes: &[String],
+        seed: u64,
+    ) -> Result<Option<PromptSwapReport>> {
+        let Some(order) = self.orders.get(name) else { return Ok(None) };
+        let position = |value: &str| order.iter().position(|v| v == value);
+        let Some(positions) = classes.iter().map(|c| position(c).map(|p| p as f64)).collect::<Option<Vec<f64>>>()
+        else {
+            return Ok(None);
+        };
+        let score = |image: &Array4<f32>, mask: &Array4<u8>| -> Result<f64> {
+            Ok(expected_position(&probe.probabilities(&probe_features(image, mask))?, &positions))
+        };
+        let (mut ordered, mut shift) = (Vec::new(), Vec::new());
+        for SwappedSample { swap, image } in self.swapped.iter().filter(|s| s.swap.attribute == name) {
+            let subject = &self.train[self.chosen[swap.evaluated]];
+            let own = attribute(subject.row, name).and_then(|v| position(&v));
+            let (Some(own), Some(other)) = (own, position(&swap.value)) else { continue };
+            let own = (own, score(&self.generated[swap.evaluated][0], &subject.tensor.mask)?);
+            let other = (other, score(image, &subject.tensor.mask)?);
+            ordered.push(usize::from(ordered_as_prompted(own, other)));
+            let (low, high) = if own.0 < other.0 { (own, other) } else { (other, own) };
+            shift.push(high.1 - low.1);
+        }
+        if ordered.is_empty() {
+            return Ok(None);
+        }
+        let mut real = Vec::new();
+        for &t in self.chosen {
+            let subject = &self.train[t];
+            if let Some(p) = attribute(subject.row, name).and_then(|v| position(&v)) {
+                real.push((p, score(&subject.tensor.image, &subject.tensor.mask)?));
+            }
+        }
+        let (real_concordance, real_pairs) = concordance(&real);
+        let resample_seed = cmr_core::seed::derive(seed, &["prompt swap", name]);
+        let (accuracy, lo, hi) = accuracy_ci(&vec![1; ordered.len()], &ordered, BOOTSTRAP_RESAMPLES, resample_seed);
+        Ok(Some(PromptSwapReport {
+            order: order.clone(),
+            ordered: Accuracy { accuracy, lo, hi, n: ordered.len(), chance: 0.5 },
+            mean_shift: mean(shift).unwrap_or(0.0),
+            real_concordance,
+            real_pairs,
         }))
     }
+}
+
+/// The attribute probes and prompt swaps of an evaluation, by attribute.
+#[derive(Default)]
+pub(crate) struct Probed {
+    /// [`super::report::EvaluationReport::attributes`].
+    pub attributes: BTreeMap<String, AttributeFidelity>,
+    /// [`super::report::EvaluationReport::prompt_swaps`].
+    pub prompt_swaps: BTreeMap<String, PromptSwapReport>,
 }
 
 /// The `(frame, slice)` images whose mask has a heart label.
@@ -279,7 +360,7 @@ pub(crate) fn plane_of<T: Copy>(tensor: &Array4<T>, (frame, slice): Plane) -> Ve
 }
 
 /// The value of a probed or subgroup attribute of `row`, as text; `None` when not recorded.
-fn attribute(row: &CohortRow, name: &str) -> Option<String> {
+pub(crate) fn attribute(row: &CohortRow, name: &str) -> Option<String> {
     match name {
         "sex" => row.sex.map(|s| s.code().to_string()),
         "age_band" => row.age_band.clone(),

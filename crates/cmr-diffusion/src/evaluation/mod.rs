@@ -7,6 +7,7 @@ pub mod frechet;
 mod measures;
 pub mod memorisation;
 pub mod msssim;
+mod prompt_swap;
 pub mod report;
 pub mod run;
 pub mod segmenter;

@@ -46,6 +46,9 @@ pub struct EvaluationReport {
     /// Attribute probes, by attribute (`sex`, `age_band`, `bmi_class`, `label`); attributes with fewer than two
     /// classes among the probe's training subjects are left out.
     pub attributes: BTreeMap<String, AttributeFidelity>,
+    /// Prompt swaps (`sex`, `bmi_class`) scored by the attribute's probe ([`super::prompt_swap`]); an attribute
+    /// without a probe or a swap is left out.
+    pub prompt_swaps: BTreeMap<String, PromptSwapReport>,
 }
 
 /// The options of an evaluation (the config, less paths and the device).
@@ -71,6 +74,8 @@ pub struct EvaluatedSubject {
     pub shuffled_partner: String,
     /// Its prompt, the condition of its samples.
     pub prompt: String,
+    /// The prompts of its swapped samples, by attribute swapped.
+    pub swapped_prompts: BTreeMap<String, String>,
 }
 
 /// Dice of one subgroup of subjects; `n` counts volumes or images ([`EvaluationReport::dice`],
@@ -144,7 +149,7 @@ pub struct MemorisationReport {
 pub struct AttributeFidelity {
     /// The classes, in the probe's order.
     pub classes: Vec<String>,
-    /// Slices the probe was fit on (real train subjects not evaluated).
+    /// Slices the probe was fit on (the real subjects not evaluated: other train subjects, val and test).
     pub train_slices: usize,
     /// Prediction on the generated subjects (one per sample, by majority over its slices) vs the prompted value.
     pub generated: Accuracy,
@@ -163,8 +168,26 @@ pub struct Accuracy {
     pub hi: f64,
     /// Predictions scored.
     pub n: usize,
-    /// Share of the most common true class: the accuracy of always guessing it.
+    /// The accuracy of a guess that ignores the image: the share of the most common true class for a probe's
+    /// predictions, 0.5 for the order of a pair.
     pub chance: f64,
+}
+
+/// The prompt swaps of one attribute: pairs of samples of one subject, same mask and noise, prompted with two values.
+#[derive(Debug, Clone, Serialize)]
+pub struct PromptSwapReport {
+    /// The attribute's values, low to high; an image's score is the expected position of its class (probe
+    /// probabilities, averaged over its slices).
+    pub order: Vec<String>,
+    /// Share of the pairs whose scores are ordered as their prompted values, with its bootstrap interval.
+    pub ordered: Accuracy,
+    /// Mean score of the sample prompted with the higher value minus the other's, in positions of `order`.
+    pub mean_shift: f64,
+    /// The same order between the real images of evaluated subjects with different recorded values: the share of
+    /// such pairs of subjects the probe orders right (`None` without one).
+    pub real_concordance: Option<f64>,
+    /// Pairs of real subjects behind `real_concordance`.
+    pub real_pairs: usize,
 }
 
 impl EvaluationReport {
@@ -245,6 +268,29 @@ impl EvaluationReport {
                 accuracy_cell(&a.generated),
                 accuracy_cell(&a.real),
                 a.generated.chance
+            );
+        }
+
+        let _ = writeln!(md, "\n## Prompt swaps (one attribute of the prompt changed; same mask, same noise)\n");
+        let _ = writeln!(
+            md,
+            "Each subject's first sample beside one made from the same seed with the attribute swapped (F ↔ M; BMI \
+             class underweight or normal → obese, overweight or obese → normal). The attribute's probe scores an \
+             image by the expected position of its class in the order; a pair counts when the scores are ordered as \
+             the prompts. *real*: the same order between real subjects with different values.\n"
+        );
+        let _ = writeln!(md, "| attribute | order | pairs ordered as prompted (95% CI) | chance | mean shift | real |");
+        let _ = writeln!(md, "|---|---|---:|---:|---:|---:|");
+        for (name, swap) in &self.prompt_swaps {
+            let _ = writeln!(
+                md,
+                "| {name} | {} | {} | {:.3} | {:+.3} | {}, {} pairs |",
+                swap.order.join(" < "),
+                accuracy_cell(&swap.ordered),
+                swap.ordered.chance,
+                swap.mean_shift,
+                number(swap.real_concordance),
+                swap.real_pairs
             );
         }
         md

@@ -15,10 +15,14 @@
 //! - **diversity** — mean MS-SSIM between the samples of one slice, beside real slices of two subjects;
 //! - **memorisation** — the share of generated images whose nearest real train image (NCC) reaches 0.95, beside the
 //!   same share for the val/test subjects' images;
-//! - **attribute fidelity** — a linear probe per attribute fit on the real train subjects not evaluated (16 × 16
-//!   average-pooled ED and ES images of a slice, each standardised over its cells so that a global shift of
-//!   brightness or contrast does not read as an attribute), predicting each generated subject by majority over its
-//!   slices, scored against the prompted value, beside the evaluated subjects' real images.
+//! - **attribute fidelity** — a linear probe per attribute fit on every real subject not evaluated: the other train
+//!   subjects and the val/test subjects (16 × 16 average-pooled ED and ES images of a slice, each standardised over
+//!   its cells so that a global shift of brightness or contrast does not read as an attribute), predicting each
+//!   generated subject by majority over its slices, scored against the prompted value, beside the evaluated
+//!   subjects' real images;
+//! - **prompt swaps** ([`super::prompt_swap`]) — one more sample per subject and swapped attribute (sex, BMI
+//!   class), from the first sample's seed with that attribute of the prompt changed: does the probe's score move
+//!   the way the prompt did?
 //!
 //! Writes `evaluation.json` and `evaluation.md` into a new `out` folder (built beside it and renamed when complete).
 
@@ -27,6 +31,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::Device;
 use cmr_core::atomic::{self, OutputDir};
+use cmr_core::attributes::AttributeBins;
 use cmr_core::{CohortRow, Source, Split};
 use cmr_nn::text::SentenceEncoder;
 use ndarray::Array4;
@@ -34,6 +39,7 @@ use rand::seq::SliceRandom;
 
 use super::measures::{heart_planes, plane_of, DiceUnit, Evaluation, Plane, Real, PROBE_GRID};
 use super::msssim::WINDOW;
+use super::prompt_swap::{plan_swaps, SwappedSample};
 use super::report::{EvaluatedSubject, EvaluationOptions, EvaluationReport};
 use super::segmenter::{Analysis, Geometry, Segmenter};
 use crate::error::{DiffusionError, Result};
@@ -104,22 +110,36 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
     let order = choose_subjects(&train, 2 * cfg.subjects, cfg.seed);
     let (chosen, reference) = order.split_at(cfg.subjects);
 
-    // 3. generate `samples` subjects from each evaluated subject's mask and prompt
+    // 3. generate `samples` subjects from each evaluated subject's mask and prompt, then one more per prompt swap
+    //    from the seed of its first sample
+    let (swaps, orders) = plan_swaps(&AttributeBins::default(), chosen.iter().map(|&t| train[t].row));
     let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
     let (sampler, batch) = (networks.sampler(&cfg.sampling), cfg.sampling.batch);
-    let table = PromptTable::build(cfg.text_encoder, chosen.iter().map(|&t| train[t].row.prompt.as_str()))?;
-    tracing::info!(subjects = chosen.len(), samples = cfg.samples, "generating");
-    let total = chosen.len() * cfg.samples;
+    let prompts = chosen.iter().map(|&t| train[t].row.prompt.as_str()).chain(swaps.iter().map(|s| s.prompt.as_str()));
+    let table = PromptTable::build(cfg.text_encoder, prompts)?;
+    tracing::info!(subjects = chosen.len(), samples = cfg.samples, swaps = swaps.len(), "generating");
+    let total = chosen.len() * cfg.samples + swaps.len();
+    let sample_seed = |row: &CohortRow, k: usize| {
+        cmr_core::seed::derive(cfg.seed, &["diffusion", "evaluate", &row.subject_id, &k.to_string()])
+    };
     let mut generated: Vec<Vec<Array4<f32>>> = Vec::with_capacity(chosen.len());
     for (j, &t) in chosen.iter().enumerate() {
         let Real { row, tensor } = &train[t];
         let mut samples = Vec::with_capacity(cfg.samples);
         for k in 0..cfg.samples {
-            let seed = cmr_core::seed::derive(cfg.seed, &["diffusion", "evaluate", &row.subject_id, &k.to_string()]);
+            let seed = sample_seed(row, k);
             samples.push(generate_subject(&sampler, &table, &tensor.mask, &row.prompt, seed, batch, &cfg.device)?);
             progress(j * cfg.samples + k + 1, total);
         }
         generated.push(samples);
+    }
+    let mut swapped = Vec::with_capacity(swaps.len());
+    for (i, swap) in swaps.into_iter().enumerate() {
+        let Real { row, tensor } = &train[chosen[swap.evaluated]];
+        let seed = sample_seed(row, 0);
+        let image = generate_subject(&sampler, &table, &tensor.mask, &swap.prompt, seed, batch, &cfg.device)?;
+        swapped.push(SwappedSample { swap, image });
+        progress(chosen.len() * cfg.samples + i + 1, total);
     }
 
     // 4. the segmenter on the heart images of the evaluated and reference subjects, and of the generated ones
@@ -141,7 +161,10 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         generated: &generated,
         real_analysis: &real_analysis,
         generated_analysis: &generated_analysis,
+        swapped: &swapped,
+        orders: &orders,
     };
+    let probed = evaluation.attributes(&held_out, cfg.seed)?;
     let report = EvaluationReport {
         model: cfg.model.clone(),
         generator_sha256: model.generator_sha256(),
@@ -159,6 +182,11 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
                 subject_id: train[chosen[j]].row.subject_id.clone(),
                 shuffled_partner: train[evaluation.partner(j)].row.subject_id.clone(),
                 prompt: train[chosen[j]].row.prompt.clone(),
+                swapped_prompts: swapped
+                    .iter()
+                    .filter(|s| s.swap.evaluated == j)
+                    .map(|s| (s.swap.attribute.to_string(), s.swap.prompt.clone()))
+                    .collect(),
             })
             .collect(),
         heart_images: chosen.iter().map(|&t| planes[t].len()).sum(),
@@ -167,7 +195,8 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         frechet: evaluation.frechet(),
         diversity: evaluation.diversity(),
         memorisation: evaluation.memorisation(&held_out),
-        attributes: evaluation.attributes(cfg.seed)?,
+        attributes: probed.attributes,
+        prompt_swaps: probed.prompt_swaps,
     };
 
     // 6. write

@@ -60,6 +60,11 @@ fn separable_classes_are_learnt_and_held_out_points_predicted() {
     let (test, test_labels) = blobs(2, 3, 30, 7, 4.0);
     let (accuracy, low, high) = accuracy_ci(&test_labels, &probe.predict(&test).unwrap(), 500, 0);
     assert_eq!((accuracy, low, high), (1.0, 1.0, 1.0));
+    // Probabilities: rows sum to 1 and their largest is the predicted class.
+    for (p, &label) in probe.probabilities(&test).unwrap().iter().zip(&test_labels) {
+        assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-12, "{p:?}");
+        assert!(p.iter().enumerate().all(|(k, &q)| k == label || q < p[label]), "{p:?} for class {label}");
+    }
 }
 
 #[test]

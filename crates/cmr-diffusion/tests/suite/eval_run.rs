@@ -105,19 +105,36 @@ fn evaluation_reports_every_measure_and_is_deterministic() {
     // Memorisation: 4 train subjects × 4 images searched; the val subject's 4 images as the held-out baseline.
     assert_eq!((report.memorisation.reference_images, report.memorisation.held_out_images), (16, 4));
     assert!((0.0..=1.0).contains(&report.memorisation.generated_rate));
-    // Probes: only sex varies in the cohort; one prediction per sample, and per real subject.
+    // Probes: only sex varies in the cohort; one prediction per sample, and per real subject. The probe is fit on
+    // the 2 slices of each real subject not evaluated: the 2 other train subjects and the val subject.
     assert_eq!(report.attributes.keys().collect::<Vec<_>>(), ["sex"]);
     let sex = &report.attributes["sex"];
     assert_eq!(sex.classes, ["F", "M"]);
-    assert_eq!((sex.generated.n, sex.real.n, sex.train_slices), (4, 2, 4));
+    assert_eq!((sex.generated.n, sex.real.n, sex.train_slices), (4, 2, 6));
     assert!(sex.generated.lo <= sex.generated.accuracy && sex.generated.accuracy <= sex.generated.hi);
+    // Prompt swaps: each subject's sex and BMI class swapped (F ↔ M, normal → obese), nothing else in the prompt;
+    // only sex has a probe to score them, one pair per subject, and one real pair (F vs M).
+    for subject in &report.subjects {
+        let other_sex = if subject.prompt.starts_with("Female") { "Male" } else { "Female" };
+        let (own_sex, rest) = subject.prompt.split_once(',').unwrap();
+        assert_eq!(subject.swapped_prompts["sex"], format!("{other_sex},{rest}"), "{own_sex}");
+        assert_eq!(subject.swapped_prompts["bmi_class"], subject.prompt.replace("normal BMI", "obese BMI"));
+    }
+    assert_eq!(report.prompt_swaps.keys().collect::<Vec<_>>(), ["sex"]);
+    let swap = &report.prompt_swaps["sex"];
+    assert_eq!(
+        (swap.order.as_slice(), swap.ordered.n, swap.ordered.chance, swap.real_pairs),
+        (&["F".to_string(), "M".to_string()][..], 2, 0.5, 1)
+    );
+    assert!([0.0, 0.5, 1.0].contains(&swap.ordered.accuracy) && swap.ordered.lo <= swap.ordered.hi);
+    assert!(swap.real_concordance.is_some_and(|c| c == 0.0 || c == 1.0) && swap.mean_shift.is_finite());
 
     // Both sides through serde_json's text parser, which may round a float's last digit differently from ryu's print.
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(a.join("evaluation.json")).unwrap()).unwrap();
     assert_eq!(json, serde_json::from_str::<serde_json::Value>(&serde_json::to_string(&report).unwrap()).unwrap());
     let md = std::fs::read_to_string(a.join("evaluation.md")).unwrap();
     assert_eq!(md.matches("| overall | 2 |").count(), 2, "per volume and per image: {md}");
-    assert!(md.contains("## Fréchet distance"), "{md}");
+    assert!(md.contains("## Fréchet distance") && md.contains("| sex | F < M | "), "{md}");
     assert_eq!(file_names(&a), ["evaluation.json", "evaluation.md"]);
 
     // The same inputs give byte-identical files.
