@@ -40,6 +40,11 @@ fn vars(varmap: &VarMap) -> Vec<(String, Var)> {
     vars
 }
 
+/// The variables' current values as plain tensors, which record no graph.
+fn detached(varmap: &VarMap) -> std::collections::HashMap<String, Tensor> {
+    vars(varmap).into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect()
+}
+
 fn main() -> Result<()> {
     cmr_nn::ops::retain_freed_memory();
     let json = std::env::args().any(|a| a == "--json");
@@ -70,9 +75,10 @@ fn main() -> Result<()> {
     })?;
 
     // 2. ControlNet training step on the frozen base (only the ControlNet's variables are updated)
-    let frozen: std::collections::HashMap<String, Tensor> =
-        vars(&unet_vars).into_iter().map(|(n, v)| (n, v.as_tensor().detach())).collect();
-    let base = UNet2dConditionModel::new(candle_nn::VarBuilder::from_tensors(frozen, DType::F32, &device), unet_cfg)?;
+    let base = UNet2dConditionModel::new(
+        candle_nn::VarBuilder::from_tensors(detached(&unet_vars), DType::F32, &device),
+        unet_cfg,
+    )?;
     let mut control_opt = AdamW::new(vec![ParamGroup::new(vars(&control_vars), 1e-5, 0.0)], AdamWConfig::default())
         .map_err(|e| candle_core::Error::Msg(e.to_string()))?;
     let control_step = median(|| {
@@ -82,7 +88,13 @@ fn main() -> Result<()> {
         Ok(())
     })?;
 
-    // 3. one sampling step with guidance: both branches in one batch of 2·BATCH, no gradient
+    // 3. one sampling step with guidance: both branches in one batch of 2·BATCH, no gradient. As in `diffusion
+    // generate` (weights loaded from a checkpoint) and diffusers' `torch.no_grad()`, the weights are plain tensors,
+    // so no op records a graph and each intermediate is freed as soon as it is used.
+    let controlnet = ControlNetModel::new(
+        candle_nn::VarBuilder::from_tensors(detached(&control_vars), DType::F32, &device),
+        control_cfg.clone(),
+    )?;
     let x2 = Tensor::cat(&[&x, &x], 0)?.detach();
     let cond2 = Tensor::cat(&[&condition, &condition], 0)?;
     let ctx2 = Tensor::cat(&[&context, &context], 0)?;

@@ -1,5 +1,6 @@
-//! The 2D convolution as three candle `CustomOp2`s over the im2col + gemm kernels of [`super::im2col`]: the forward
-//! convolution and its two adjoints. Each one's backward is built from the three, so gradients of any order flow:
+//! The 2D convolution as three candle `CustomOp2`s over the kernels of [`super::winograd`] (3×3, stride 1) and
+//! [`super::im2col`] (everything else): the forward convolution and its two adjoints. Each one's backward is built
+//! from the three, so gradients of any order flow:
 //!
 //! ```text
 //! Conv       (x, w)  → y     ∂x = GradInput(dy, w)      ∂w = GradWeight(x, dy)
@@ -16,7 +17,17 @@
 
 use super::cpu::{self, Float, Kernel};
 use super::im2col::{self, Geometry};
+use super::winograd;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
+
+/// `x ⊛ w [+ bias]` by Winograd's F(2×2, 3×3) where it applies (3×3, stride 1), else by im2col + gemm.
+fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
+    if winograd::applies(g) {
+        winograd::forward(g, x, w, bias)
+    } else {
+        im2col::forward(g, x, w, bias)
+    }
+}
 
 /// Which member of the convolution family an op computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,8 +74,10 @@ impl Kernel for ConvOp {
     fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
         let (a, b) = (operands[0], operands[1]);
         match self.kind {
-            Kind::Conv => im2col::forward(&self.geom, a, b, None),
+            Kind::Conv => forward(&self.geom, a, b, None),
+            Kind::GradInput if winograd::applies(&self.geom) => winograd::grad_input(&self.geom, a, b),
             Kind::GradInput => im2col::grad_input(&self.geom, a, b),
+            Kind::GradWeight if winograd::applies(&self.geom) => winograd::grad_weight(&self.geom, a, b),
             Kind::GradWeight => im2col::grad_weight(&self.geom, a, b),
         }
     }
@@ -110,7 +123,7 @@ impl Kernel for BiasedConv {
     }
 
     fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
-        im2col::forward(&self.0, operands[0], operands[1], Some(operands[2]))
+        forward(&self.0, operands[0], operands[1], Some(operands[2]))
     }
 }
 

@@ -16,7 +16,7 @@
 //! across the threads. A pointwise convolution (1×1, stride 1, no padding) skips im2col/col2im: `cols(x) = x`.
 
 use super::cpu::{vectorized, Float};
-use gemm::Parallelism;
+use super::gemm::{for_each_item, matmul, sum_parts, SharedMut};
 use rayon::prelude::*;
 
 /// Bytes of one band of `cols` (K × band columns): a quarter of a 2 MiB L2, leaving room for gemm's packed panels
@@ -150,83 +150,6 @@ fn col2im<T: Float>(g: &Geometry, cols: &[T], (oy0, oy1): (usize, usize), dx: &m
     }
 }
 
-/// A raw pointer that parallel work items share, each writing only its own disjoint part.
-#[derive(Clone, Copy)]
-struct SharedMut<T>(*mut T);
-// SAFETY: every user below writes through the pointer only at offsets no other concurrent item touches.
-unsafe impl<T> Send for SharedMut<T> {}
-unsafe impl<T> Sync for SharedMut<T> {}
-
-impl<T> SharedMut<T> {
-    /// The pointer; a method, so that closures capture the whole `Sync` wrapper rather than its field.
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
-/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, every operand given as (pointer, row stride, column stride).
-///
-/// # Safety
-/// The pointers must address matrices of the given shapes and strides, and `dst` must not alias `lhs` or `rhs`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn matmul<T: Float>(
-    (m, n, k): (usize, usize, usize),
-    dst: (*mut T, usize, usize),
-    accumulate: bool,
-    lhs: (*const T, usize, usize),
-    rhs: (*const T, usize, usize),
-    par: Parallelism,
-) {
-    gemm::gemm(
-        m,
-        n,
-        k,
-        dst.0,
-        dst.2 as isize,
-        dst.1 as isize,
-        accumulate,
-        lhs.0,
-        lhs.2 as isize,
-        lhs.1 as isize,
-        rhs.0,
-        rhs.2 as isize,
-        rhs.1 as isize,
-        T::one(),
-        T::one(),
-        false,
-        false,
-        false,
-        par,
-    )
-}
-
-/// Runs `f(state, item, gemm parallelism)` for every item in `0..items`: in parallel with single-threaded gemm when
-/// there are enough items to feed candle's threads, else in turn with gemm using all of them. `init` makes the
-/// per-thread scratch state, which is returned for a reduction.
-fn for_each_item<S: Send>(
-    items: usize,
-    init: impl Fn() -> S + Sync + Send,
-    f: impl Fn(&mut S, usize, Parallelism) + Sync + Send,
-) -> Vec<S> {
-    let threads = candle_core::utils::get_num_threads();
-    if threads > 1 && items >= threads {
-        // One contiguous run of items per thread: one scratch state (and one accumulator to reduce) each.
-        (0..items)
-            .into_par_iter()
-            .with_min_len(items.div_ceil(threads))
-            .fold(&init, |mut state, i| {
-                f(&mut state, i, Parallelism::None);
-                state
-            })
-            .collect()
-    } else {
-        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
-        let mut state = init();
-        (0..items).for_each(|i| f(&mut state, i, par));
-        vec![state]
-    }
-}
-
 /// `y = x ⊛ w [+ bias]`, `bias` one value per image and output channel (`b · c_out`), added by starting gemm's
 /// accumulation from it.
 pub(crate) fn forward<T: Float>(g: &Geometry, x: &[T], w: &[T], bias: Option<&[T]>) -> Vec<T> {
@@ -309,10 +232,5 @@ pub(crate) fn grad_weight<T: Float>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
             matmul((m, k, width), dst, true, (dy[bg * m * n + n0..].as_ptr(), n, 1), rhs, par);
         }
     });
-    let mut parts = partial.into_iter().map(|(dw, _)| dw);
-    let mut dw = parts.next().unwrap_or_else(|| vec![T::zero(); g.weight_len()]);
-    for part in parts {
-        dw.iter_mut().zip(&part).for_each(|(a, b)| *a += *b);
-    }
-    dw
+    sum_parts(partial.into_iter().map(|(dw, _)| dw), g.weight_len())
 }

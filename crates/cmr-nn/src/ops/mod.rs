@@ -1,25 +1,27 @@
 //! Tensor operations with tested gradients that candle lacks or runs slowly on CPU.
 //!
 //! Candle 0.11.1's CPU convolution reaches 35–47 GFLOP/s here against PyTorch's ~300 (issue 3), and its backward
-//! is two more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through im2col + gemm custom ops
-//! instead (`conv.rs`, `im2col.rs`) and hands every other device and dtype to candle. [`group_norm`] is one fused op
-//! (`group_norm.rs`) where candle-nn's is a dozen primitives forward and twice that backward, and
-//! [`group_norm_silu`] the same op with SiLU applied in its passes, [`layer_norm`] with one value per channel; [`silu`],
-//! [`gelu`] and
-//! [`softmax_last_dim`] are fused, multi-threaded ops with fused backward passes (`activation.rs`), where candle's are
-//! single-threaded chains of primitives (or, for candle's fused softmax, record no gradient); [`conv2d_biased`] adds
-//! a conv's bias inside the convolution op, and its gradient is one parallel reduction (`bias.rs`) where
-//! `broadcast_add`'s is strided on one thread.
+//! is two more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through custom ops instead
+//! (`conv.rs`): Winograd's F(2×2, 3×3) for the forward pass and input gradient of 3×3, stride-1 convolutions (most of
+//! a UNet's work; `winograd.rs`), im2col + gemm for everything else (`im2col.rs`); every other device and dtype goes
+//! to candle. [`group_norm`] is one fused op (`group_norm.rs`) where candle-nn's is a dozen primitives forward and
+//! twice that backward, and [`group_norm_silu`] the same op with SiLU applied in its passes, [`layer_norm`] with one
+//! value per channel; [`silu`], [`gelu`] and [`softmax_last_dim`] are fused, multi-threaded ops with fused backward
+//! passes (`activation.rs`), where candle's are single-threaded chains of primitives (or, for candle's fused softmax,
+//! record no gradient); [`conv2d_biased`] adds a conv's bias inside the convolution op, and its gradient is one
+//! parallel reduction (`bias.rs`) where `broadcast_add`'s is strided on one thread.
 
 mod activation;
 mod bias;
 mod conv;
 mod cpu;
+mod gemm;
 mod group_norm;
 mod im2col;
 mod resample;
 #[cfg(test)]
 mod tests;
+mod winograd;
 
 use activation::Activation;
 use candle_core::{bail, DType, Module, Result, Tensor, D};

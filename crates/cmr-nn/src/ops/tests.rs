@@ -3,7 +3,8 @@
 //! backward on shapes large enough to take the banded, multi-threaded paths.
 
 use super::conv::{self, Kind};
-use super::im2col::Geometry;
+use super::im2col::{self, Geometry};
+use super::winograd;
 use super::{
     conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, upsample_nearest_2x,
     ConvParams,
@@ -79,9 +80,11 @@ fn gradient_error(
     })
 }
 
-/// Small cases covering strides 1/2, padding 0/1, groups 1/2, non-square inputs and kernels, and a pointwise conv.
-const SMALL: [Case; 6] = [
+/// Small cases covering strides 1/2, padding 0/1/2, groups 1/2, non-square inputs and kernels, a pointwise conv, and
+/// 3×3 stride-1 convs with padding 0, 1 and 2 and odd output sizes (the Winograd kernel, forward and input gradient).
+const SMALL: [Case; 7] = [
     (2, 3, 5, 7, 4, 3, 3, 1, 1, 1),
+    (1, 3, 6, 5, 2, 3, 3, 1, 0, 1),
     (2, 4, 6, 5, 6, 3, 3, 2, 1, 2),
     (1, 4, 7, 6, 2, 3, 3, 2, 0, 1),
     (2, 4, 5, 8, 4, 2, 3, 1, 0, 2),
@@ -90,8 +93,64 @@ const SMALL: [Case; 6] = [
 ];
 
 /// UNet-sized cases, big enough for several bands per image and parallel work items.
-const LARGE: [Case; 3] =
-    [(4, 64, 32, 32, 64, 3, 3, 1, 1, 1), (3, 32, 33, 29, 64, 3, 3, 2, 1, 2), (2, 64, 16, 16, 32, 1, 1, 1, 0, 1)];
+const LARGE: [Case; 4] = [
+    (4, 64, 32, 32, 64, 3, 3, 1, 1, 1),
+    (3, 32, 33, 29, 64, 3, 3, 2, 1, 2),
+    (2, 64, 16, 16, 32, 1, 1, 1, 0, 1),
+    (3, 40, 45, 37, 24, 3, 3, 1, 1, 1),
+];
+
+/// The Winograd kernels (3×3, stride 1) against im2col + gemm in f64, forward with and without a bias, input and
+/// weight gradient, on odd and tiny sizes, padding 0–2, one and several bands of tile rows per image.
+#[test]
+fn winograd_matches_im2col_f64() {
+    let cases: [Case; 7] = [
+        (2, 3, 5, 7, 4, 3, 3, 1, 1, 1),
+        (1, 2, 1, 1, 3, 3, 3, 1, 1, 1),
+        (1, 2, 2, 3, 3, 3, 3, 1, 2, 1),
+        (2, 5, 9, 4, 3, 3, 3, 1, 0, 1),
+        (1, 1, 3, 3, 1, 3, 3, 1, 0, 1),
+        (3, 40, 45, 37, 24, 3, 3, 1, 1, 1),
+        (2, 96, 16, 16, 32, 3, 3, 1, 1, 1),
+    ];
+    let max_diff = |a: &[f64], b: &[f64]| {
+        assert_eq!(a.len(), b.len());
+        a.iter().zip(b).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max)
+    };
+    for case in cases {
+        let g = geometry(case);
+        assert!(winograd::applies(&g), "{case:?}");
+        let x = values(g.input_len(), 1);
+        let w = values(g.weight_len(), 2);
+        let dy = values(g.output_len(), 3);
+        let bias = values(g.b * g.c_out, 4);
+        for bias in [None, Some(&bias[..])] {
+            let err = max_diff(&winograd::forward(&g, &x, &w, bias), &im2col::forward(&g, &x, &w, bias));
+            assert!(err < 1e-12, "{case:?} forward (bias {}): {err}", bias.is_some());
+        }
+        let err = max_diff(&winograd::grad_input(&g, &dy, &w), &im2col::grad_input(&g, &dy, &w));
+        assert!(err < 1e-12, "{case:?} grad input: {err}");
+        let err = max_diff(&winograd::grad_weight(&g, &x, &dy), &im2col::grad_weight(&g, &x, &dy));
+        assert!(err < 1e-11, "{case:?} grad weight: {err}");
+    }
+}
+
+/// Winograd takes exactly the 3×3, stride-1, one-group convolutions whose input gradient is one too.
+#[test]
+fn winograd_applies_only_to_3x3_stride_1_one_group_padding_up_to_2() {
+    let base: Case = (1, 4, 8, 8, 4, 3, 3, 1, 1, 1);
+    assert!(winograd::applies(&geometry(base)));
+    let (b, c_in, h, w, c_out, ..) = base;
+    for other in [
+        (b, c_in, h, w, c_out, 3, 3, 2, 1, 1),
+        (b, c_in, h, w, c_out, 3, 3, 1, 1, 2),
+        (b, c_in, h, w, c_out, 3, 3, 1, 3, 1),
+        (b, c_in, h, w, c_out, 1, 1, 1, 0, 1),
+        (b, c_in, h, w, c_out, 3, 2, 1, 1, 1),
+    ] {
+        assert!(!winograd::applies(&geometry(other)), "{other:?}");
+    }
+}
 
 #[test]
 fn conv2d_forward_matches_candle_f32() -> Result<()> {
@@ -120,7 +179,7 @@ fn conv2d_gradients_match_finite_differences_f64() -> Result<()> {
 /// The adjoint ops are what backward runs; their own gradients make second-order autograd correct.
 #[test]
 fn adjoint_ops_gradients_match_finite_differences_f64() -> Result<()> {
-    for case in [SMALL[1], SMALL[3], SMALL[5]] {
+    for case in [SMALL[1], SMALL[2], SMALL[4], SMALL[6]] {
         let g = geometry(case);
         let (x, w) = operands(&g, DType::F64)?;
         let dy = tensor(&[g.b, g.c_out, g.h_out(), g.w_out()], 3, DType::F64)?;
@@ -148,7 +207,7 @@ fn conv2d_gradients_match_candle_backward_f32() -> Result<()> {
 
 #[test]
 fn conv2d_falls_back_to_candle_for_other_dtypes() -> Result<()> {
-    let g = geometry(SMALL[1]);
+    let g = geometry(SMALL[2]);
     let (x, w) = operands(&g, DType::F16)?;
     let ours = conv2d(&x, &w, params(&g))?.to_dtype(DType::F32)?;
     let candle = x.conv2d(&w, g.padding, g.stride, 1, g.groups)?.to_dtype(DType::F32)?;
@@ -276,7 +335,7 @@ fn conv2d_biased_forward_matches_candle_f32() -> Result<()> {
 
 #[test]
 fn conv2d_biased_gradients_match_finite_differences_f64() -> Result<()> {
-    for case in [SMALL[0], SMALL[1], SMALL[5]] {
+    for case in [SMALL[0], SMALL[2], SMALL[6]] {
         let g = geometry(case);
         let (x, w) = operands(&g, DType::F64)?;
         for bias in biases(&g, DType::F64)? {
