@@ -238,8 +238,8 @@ fn rows_of<T>(rows: &mut [T], half: usize, parity: usize) -> [&mut [T]; 4] {
 
 /// Copies rows 2ty − p … 2ty − p + 3 of the zero-padded input `plane` (`(h, w)`), columns −p … 2·tiles_x − p + 1,
 /// into `rows`, split into even columns (`rows[2i·half..][..half]` for row i, `half = tiles_x + 1`) and odd ones
-/// (`rows[(2i + 1)·half..][..half]`). Not inlined into the vectorised caller: LLVM crashes (rustc 1.95, SIGSEGV)
-/// compiling this loop for AVX2 inside it.
+/// (`rows[(2i + 1)·half..][..half]`).
+#[inline(always)]
 fn load_rows<T: Float>(g: &Geometry, plane: &[T], ty: usize, rows: &mut [T]) {
     let half = rows.len() / 8;
     let p = g.padding;
