@@ -81,7 +81,7 @@ fn gradient_error(
 }
 
 /// Small cases covering strides 1/2, padding 0/1/2, groups 1/2, non-square inputs and kernels, a pointwise conv, and
-/// 3×3 stride-1 convs with padding 0, 1 and 2 and odd output sizes (the Winograd kernel, forward and input gradient).
+/// 3×3 stride-1 convs with padding 0, 1 and 2 and odd output sizes (the Winograd kernels).
 const SMALL: [Case; 7] = [
     (2, 3, 5, 7, 4, 3, 3, 1, 1, 1),
     (1, 3, 6, 5, 2, 3, 3, 1, 0, 1),

@@ -55,7 +55,7 @@ pub(crate) fn grad_input<T: Float>(g: &Geometry, dy: &[T], w: &[T]) -> Vec<T> {
 /// gemm per position `ξ`, `(c_out × tiles) · (tiles × c_in)`, summed over bands and images.
 pub(crate) fn grad_weight<T: Float>(g: &Geometry, x: &[T], dy: &[T]) -> Vec<T> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
-    let (tiles_y, tiles_x, band, bands) = tiling(g);
+    let (tiles_y, tiles_x, band, bands) = tiling::<T>(g);
     let init = || (vec![T::zero(); XI * g.c_out * g.c_in], Scratch::new());
     let partial = for_each_item(g.b * bands, init, |(acc, s), item, par| {
         let (b, ty0) = (item / bands, item % bands * band);
@@ -149,16 +149,16 @@ impl<T: Float> Scratch<T> {
 
 /// `(tiles_y, tiles_x, tile rows per band, bands)` of the output of `g`: bands sized so that a band's `V` and `M`
 /// hold about [`BAND_BYTES`].
-fn tiling(g: &Geometry) -> (usize, usize, usize, usize) {
+fn tiling<T>(g: &Geometry) -> (usize, usize, usize, usize) {
     let (tiles_y, tiles_x) = (g.h_out().div_ceil(2), g.w_out().div_ceil(2));
-    let band = (BAND_BYTES / (XI * (g.c_in + g.c_out) * tiles_x * 4)).clamp(1, tiles_y);
+    let band = (BAND_BYTES / (XI * (g.c_in + g.c_out) * tiles_x * std::mem::size_of::<T>())).clamp(1, tiles_y);
     (tiles_y, tiles_x, band, tiles_y.div_ceil(band))
 }
 
 /// The convolution of `x` with pre-transformed weights `u` (see [`transform_weights`]) for geometry `g`.
 fn run<T: Float>(g: &Geometry, x: &[T], u: &[T], bias: Option<&[T]>) -> Vec<T> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
-    let (tiles_y, tiles_x, band, bands) = tiling(g);
+    let (tiles_y, tiles_x, band, bands) = tiling::<T>(g);
     let mut y = vec![T::zero(); g.output_len()];
     let out = SharedMut(y.as_mut_ptr());
     for_each_item(g.b * bands, Scratch::new, |s: &mut Scratch<T>, item, par| {
@@ -198,7 +198,7 @@ fn transform_input<T: Float>(g: &Geometry, x: &[T], (ty0, ty1): (usize, usize), 
             load_rows(g, plane, ty, rows);
             // Bᵀ d over the tile's rows, in place, even and odd columns alike: (d0 − d2, d1 + d2, d2 − d1, d1 − d3).
             for parity in 0..2 {
-                let [d0, d1, d2, d3] = rows_of(rows, half, parity);
+                let [d0, d1, d2, d3] = rows4(&mut rows[parity * half..], half, 2 * half);
                 for k in 0..half {
                     let (a, b, c, d) = (d0[k], d1[k], d2[k], d3[k]);
                     (d0[k], d1[k], d2[k], d3[k]) = (a - c, b + c, c - b, b - d);
@@ -225,15 +225,6 @@ fn transform_input<T: Float>(g: &Geometry, x: &[T], (ty0, ty1): (usize, usize), 
             }
         }
     }
-}
-
-/// The four rows of one parity (0 even, 1 odd columns) in `rows`, as laid out by [`load_rows`].
-#[inline(always)]
-fn rows_of<T>(rows: &mut [T], half: usize, parity: usize) -> [&mut [T]; 4] {
-    let (r0, rest) = rows[parity * half..].split_at_mut(2 * half);
-    let (r1, rest) = rest.split_at_mut(2 * half);
-    let (r2, r3) = rest.split_at_mut(2 * half);
-    [&mut r0[..half], &mut r1[..half], &mut r2[..half], &mut r3[..half]]
 }
 
 /// Copies rows 2ty − p … 2ty − p + 3 of the zero-padded input `plane` (`(h, w)`), columns −p … 2·tiles_x − p + 1,
@@ -273,7 +264,7 @@ fn transform_grad_output<T: Float>(g: &Geometry, dy: &[T], (ty0, ty1): (usize, u
     let n = w_out.div_ceil(2);
     let tiles = (ty1 - ty0) * n;
     let (split, cols) = sums.split_at_mut(4 * n);
-    let [top_even, top_odd, bottom_even, bottom_odd] = rows4(split, n);
+    let [top_even, top_odd, bottom_even, bottom_odd] = rows4(split, n, n);
     for co in 0..g.c_out {
         let plane = &dy[co * h_out * w_out..][..h_out * w_out];
         for ty in ty0..ty1 {
@@ -376,18 +367,19 @@ fn transform_output<T: Float>(
 #[inline(always)]
 fn rows8<T>(rows: &mut [T], n: usize) -> [&mut [T]; 8] {
     let (a, b) = rows[..8 * n].split_at_mut(4 * n);
-    let [r0, r1, r2, r3] = rows4(a, n);
-    let [r4, r5, r6, r7] = rows4(b, n);
+    let [r0, r1, r2, r3] = rows4(a, n, n);
+    let [r4, r5, r6, r7] = rows4(b, n, n);
     [r0, r1, r2, r3, r4, r5, r6, r7]
 }
 
-/// The first 4 rows of `n` values in `rows`.
+/// The first 4 rows of `len` values in `rows`, `stride ≥ len` apart (even and odd column rows as laid out by
+/// [`load_rows`]: `stride = 2·len`, from offset 0 or `len`).
 #[inline(always)]
-fn rows4<T>(rows: &mut [T], n: usize) -> [&mut [T]; 4] {
-    let (r0, rest) = rows.split_at_mut(n);
-    let (r1, rest) = rest.split_at_mut(n);
-    let (r2, r3) = rest.split_at_mut(n);
-    [r0, r1, r2, &mut r3[..n]]
+fn rows4<T>(rows: &mut [T], len: usize, stride: usize) -> [&mut [T]; 4] {
+    let (r0, rest) = rows.split_at_mut(stride);
+    let (r1, rest) = rest.split_at_mut(stride);
+    let (r2, r3) = rest.split_at_mut(stride);
+    [&mut r0[..len], &mut r1[..len], &mut r2[..len], &mut r3[..len]]
 }
 
 /// `line[2k] = even[k]`, `line[2k + 1] = odd[k]`, as far as `line` reaches.
