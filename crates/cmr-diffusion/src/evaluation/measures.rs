@@ -212,11 +212,7 @@ impl Evaluation<'_, '_> {
     /// evaluated (the other train subjects and the `held_out` val/test subjects) and one of them in an evaluated
     /// subject; and with each probe, the prompt swaps of its attribute.
     pub fn attributes(&self, held_out: &[Real], seed: u64) -> Result<Probed> {
-        let fit_on: Vec<&Real> = (0..self.train.len())
-            .filter(|t| !self.chosen.contains(t))
-            .map(|t| &self.train[t])
-            .chain(held_out)
-            .collect();
+        let fit_on = probe_subjects(self.train, self.chosen, held_out);
         let mut probed = Probed::default();
         for name in ATTRIBUTES {
             let Some((fidelity, probe)) = self.probe_attribute(name, &fit_on, seed)? else { continue };
@@ -237,13 +233,9 @@ impl Evaluation<'_, '_> {
         fit_on: &[&Real],
         seed: u64,
     ) -> Result<Option<(AttributeFidelity, AttributeProbe)>> {
-        let mut classes: Vec<String> = fit_on.iter().filter_map(|s| attribute(s.row, name)).collect();
-        classes.sort();
-        classes.dedup();
+        let evaluated = self.chosen.iter().map(|&t| self.train[t].row);
+        let Some(classes) = probe_classes(name, fit_on.iter().map(|s| s.row), evaluated) else { return Ok(None) };
         let class_of = |row: &CohortRow| attribute(row, name).and_then(|v| classes.iter().position(|c| *c == v));
-        if classes.len() < 2 || self.chosen.iter().all(|&t| class_of(self.train[t].row).is_none()) {
-            return Ok(None);
-        }
         let (mut features, mut labels) = (Vec::new(), Vec::new());
         for subject in fit_on {
             if let Some(class) = class_of(subject.row) {
@@ -357,6 +349,30 @@ pub(crate) fn heart_planes(mask: &Array4<u8>) -> Vec<Plane> {
 /// One `height × width` image of a `[2, S, H, W]` tensor, row-major.
 pub(crate) fn plane_of<T: Copy>(tensor: &Array4<T>, (frame, slice): Plane) -> Vec<T> {
     tensor.slice(s![frame, slice, .., ..]).iter().copied().collect()
+}
+
+/// The real subjects the attribute probes are fit on: the train subjects not evaluated (`chosen` indexes `train`)
+/// and the `held_out` val/test subjects.
+pub(crate) fn probe_subjects<'a, 'r>(
+    train: &'a [Real<'r>],
+    chosen: &[usize],
+    held_out: &'a [Real<'r>],
+) -> Vec<&'a Real<'r>> {
+    (0..train.len()).filter(|t| !chosen.contains(t)).map(|t| &train[t]).chain(held_out).collect()
+}
+
+/// The classes of attribute `name` among the `fit_on` subjects, sorted, when its probe can be fit and scored: at
+/// least two classes, and one of them recorded for an `evaluated` subject.
+pub(crate) fn probe_classes<'r>(
+    name: &str,
+    fit_on: impl Iterator<Item = &'r CohortRow>,
+    mut evaluated: impl Iterator<Item = &'r CohortRow>,
+) -> Option<Vec<String>> {
+    let mut classes: Vec<String> = fit_on.filter_map(|row| attribute(row, name)).collect();
+    classes.sort();
+    classes.dedup();
+    let scored = evaluated.any(|row| attribute(row, name).is_some_and(|v| classes.contains(&v)));
+    (classes.len() >= 2 && scored).then_some(classes)
 }
 
 /// The value of a probed or subgroup attribute of `row`, as text; `None` when not recorded.

@@ -38,16 +38,18 @@ pub(crate) struct SwappedSample {
     pub image: Array4<f32>,
 }
 
-/// The swaps of the evaluated subjects `rows` (in their order) for every attribute of [`SWAPPED`] the subject
-/// records, and each attribute's order, both with `bins`.
+/// The swaps of the evaluated subjects `rows` (in their order) for every attribute of `attributes` (those of
+/// [`SWAPPED`] a probe can score) the subject records, and each attribute's order, both with `bins`.
 pub(crate) fn plan_swaps<'r>(
     bins: &AttributeBins,
+    attributes: &[&'static str],
     rows: impl Iterator<Item = &'r CohortRow>,
 ) -> (Vec<Swap>, BTreeMap<&'static str, Vec<String>>) {
-    let orders: BTreeMap<&'static str, Vec<String>> = SWAPPED.iter().map(|&a| (a, ordered_values(bins, a))).collect();
+    let orders: BTreeMap<&'static str, Vec<String>> =
+        attributes.iter().map(|&a| (a, ordered_values(bins, a))).collect();
     let mut swaps = Vec::new();
     for (evaluated, row) in rows.enumerate() {
-        for attribute in SWAPPED {
+        for &attribute in attributes {
             let Some(own) = super::measures::attribute(row, attribute) else { continue };
             let Some(value) = swap_target(&orders[attribute], &own) else { continue };
             if let Some(prompt) = swapped_prompt(bins, row, attribute, value) {
@@ -183,6 +185,34 @@ mod tests {
         assert_ne!(normal, subject.prompt);
         subject.prompt = "a prompt of another template".into();
         assert_eq!(swapped_prompt(&bins, &subject, "sex", "M"), None);
+    }
+
+    #[test]
+    fn swaps_are_planned_for_the_given_attributes_only() {
+        let bins = AttributeBins::default();
+        let rows = [row(Sex::F, 54.0, 27.0, "HCM"), row(Sex::M, 61.0, 19.0, "NOR")];
+        let (swaps, orders) = plan_swaps(&bins, &["sex", "bmi_class"], rows.iter());
+        let planned: Vec<_> = swaps.iter().map(|s| (s.evaluated, s.attribute, s.value.as_str())).collect();
+        assert_eq!(planned, [(0, "sex", "M"), (0, "bmi_class", "normal"), (1, "sex", "F"), (1, "bmi_class", "obese")]);
+        assert_eq!(orders.len(), 2);
+        let (swaps, orders) = plan_swaps(&bins, &["sex"], rows.iter());
+        assert!(swaps.iter().all(|s| s.attribute == "sex") && swaps.len() == 2);
+        assert_eq!(orders.keys().copied().collect::<Vec<_>>(), ["sex"]);
+    }
+
+    /// Only an attribute with two classes among the probe's subjects, one of them in an evaluated subject, is probed
+    /// (and so swapped).
+    #[test]
+    fn an_attribute_is_probed_with_two_classes_and_an_evaluated_subject_in_one() {
+        use crate::evaluation::measures::probe_classes;
+        let lean = [row(Sex::F, 54.0, 22.0, "HCM"), row(Sex::M, 60.0, 21.0, "NOR")];
+        let mixed = [row(Sex::F, 54.0, 22.0, "HCM"), row(Sex::M, 60.0, 31.0, "NOR")];
+        let evaluated = [row(Sex::F, 70.0, 27.0, "HCM")];
+        assert_eq!(probe_classes("sex", lean.iter(), evaluated.iter()), Some(strings(&["F", "M"])));
+        assert_eq!(probe_classes("bmi_class", lean.iter(), evaluated.iter()), None, "one class only");
+        assert_eq!(probe_classes("bmi_class", mixed.iter(), evaluated.iter()), None, "the evaluated class is unseen");
+        let evaluated = [row(Sex::F, 70.0, 23.0, "HCM")];
+        assert_eq!(probe_classes("bmi_class", mixed.iter(), evaluated.iter()), Some(strings(&["normal", "obese"])));
     }
 
     #[test]

@@ -21,8 +21,8 @@
 //!   generated subject by majority over its slices, scored against the prompted value, beside the evaluated
 //!   subjects' real images;
 //! - **prompt swaps** ([`super::prompt_swap`]) — one more sample per subject and swapped attribute (sex, BMI
-//!   class), from the first sample's seed with that attribute of the prompt changed: does the probe's score move
-//!   the way the prompt did?
+//!   class, where a probe can score it), from the first sample's seed with that attribute of the prompt changed:
+//!   does the probe's score move the way the prompt did?
 //!
 //! Writes `evaluation.json` and `evaluation.md` into a new `out` folder (built beside it and renamed when complete).
 
@@ -37,9 +37,11 @@ use cmr_nn::text::SentenceEncoder;
 use ndarray::Array4;
 use rand::seq::SliceRandom;
 
-use super::measures::{heart_planes, plane_of, DiceUnit, Evaluation, Plane, Real, PROBE_GRID};
+use super::measures::{
+    heart_planes, plane_of, probe_classes, probe_subjects, DiceUnit, Evaluation, Plane, Real, PROBE_GRID,
+};
 use super::msssim::WINDOW;
-use super::prompt_swap::{plan_swaps, SwappedSample};
+use super::prompt_swap::{plan_swaps, SwappedSample, SWAPPED};
 use super::report::{EvaluatedSubject, EvaluationOptions, EvaluationReport};
 use super::segmenter::{Analysis, Geometry, Segmenter};
 use crate::error::{DiffusionError, Result};
@@ -112,7 +114,12 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
 
     // 3. generate `samples` subjects from each evaluated subject's mask and prompt, then one more per prompt swap
     //    from the seed of its first sample
-    let (swaps, orders) = plan_swaps(&AttributeBins::default(), chosen.iter().map(|&t| train[t].row));
+    //    (for the attributes a probe can score: without one, the swapped samples would go unused)
+    let evaluated = || chosen.iter().map(|&t| train[t].row);
+    let fit_on = probe_subjects(&train, chosen, &held_out);
+    let probed: Vec<&str> =
+        SWAPPED.into_iter().filter(|a| probe_classes(a, fit_on.iter().map(|s| s.row), evaluated()).is_some()).collect();
+    let (swaps, orders) = plan_swaps(&AttributeBins::default(), &probed, evaluated());
     let networks = Networks::load(&model, cfg.sampling.steps, &cfg.device)?;
     let (sampler, batch) = (networks.sampler(&cfg.sampling), cfg.sampling.batch);
     let prompts = chosen.iter().map(|&t| train[t].row.prompt.as_str()).chain(swaps.iter().map(|s| s.prompt.as_str()));
