@@ -8,7 +8,8 @@
 #              patches, 128 tokens), pretrained as a masked autoencoder (issue 7). About 10 minutes on 2 cores.
 #   diffusion  models/demo/controlnet/: the text-conditional base UNet (demo widths 32/64/128; into WORK_DIR), then the
 #              mask ControlNet on it; the folder holds a copy of the base, so it is the only one shipped (issue 6).
-#              About 85 minutes on 2 cores (base 1200 steps ~35–45, ControlNet 1600 steps ~47).
+#              About 45 minutes on 2 cores of an AMD EPYC Zen 4 (data 2, base 1200 steps 18, ControlNet 1600 steps
+#              24); 85 on the AVX2 machine that made the shipped weights.
 # Usage: scripts/train-demo-models.sh fm|diffusion|all [WORK_DIR]   (WORK_DIR keeps the cohorts; default: temporary)
 set -euo pipefail
 cd "$(dirname "$0")/.."
