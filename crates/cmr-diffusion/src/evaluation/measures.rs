@@ -208,14 +208,13 @@ impl Evaluation<'_, '_> {
         }
     }
 
-    /// One probe per attribute of [`ATTRIBUTES`] that has at least two classes among the real subjects not
-    /// evaluated (the other train subjects and the `held_out` val/test subjects) and one of them in an evaluated
-    /// subject; and with each probe, the prompt swaps of its attribute.
-    pub fn attributes(&self, held_out: &[Real], seed: u64) -> Result<Probed> {
-        let fit_on = probe_subjects(self.train, self.chosen, held_out);
+    /// One probe per attribute of [`ATTRIBUTES`] that has at least two classes among the `fit_on` subjects (see
+    /// [`probe_subjects`]) and one of them in an evaluated subject; and with each probe, the prompt swaps of its
+    /// attribute.
+    pub fn attributes(&self, fit_on: &[&Real], seed: u64) -> Result<Probed> {
         let mut probed = Probed::default();
         for name in ATTRIBUTES {
-            let Some((fidelity, probe)) = self.probe_attribute(name, &fit_on, seed)? else { continue };
+            let Some((fidelity, probe)) = self.probe_attribute(name, fit_on, seed)? else { continue };
             if let Some(swaps) = self.prompt_swaps(name, &probe, &fidelity.classes, seed)? {
                 probed.prompt_swaps.insert(name.to_string(), swaps);
             }

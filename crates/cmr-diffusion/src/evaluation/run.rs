@@ -171,7 +171,7 @@ pub fn evaluate(cfg: &EvaluateConfig, progress: &dyn Fn(usize, usize)) -> Result
         swapped: &swapped,
         orders: &orders,
     };
-    let probed = evaluation.attributes(&held_out, cfg.seed)?;
+    let probed = evaluation.attributes(&fit_on, cfg.seed)?;
     let report = EvaluationReport {
         model: cfg.model.clone(),
         generator_sha256: model.generator_sha256(),
