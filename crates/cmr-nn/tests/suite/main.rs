@@ -1,6 +1,7 @@
 //! cmr-nn's integration tests, linked into one binary (each file is a module) so the workspace's test build stays
 //! small on disk and quick to link.
 
+mod backprop;
 mod candle_gaps;
 mod checkpoint;
 mod layer_goldens;
