@@ -61,11 +61,11 @@ pub fn linear(xs: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Ten
     let dims = xs.dims();
     let (lead, in_features) = dims.split_at(dims.len().saturating_sub(1));
     let rows: usize = lead.iter().product();
-    let ys = xs.reshape((rows, in_features.iter().product::<usize>()))?.matmul(&weight.t()?)?; // (rows, out)
+    let xs = xs.reshape((rows, in_features.iter().product::<usize>()))?;
     let ys = match bias {
-        Some(bias) => ys.broadcast_add(bias)?,
-        None => ys,
-    };
+        Some(bias) => crate::ops::linear_biased(&xs, weight, bias)?,
+        None => xs.matmul(&weight.t()?)?,
+    }; // (rows, out)
     let mut out_dims = lead.to_vec();
     out_dims.push(weight.dim(0)?);
     ys.reshape(out_dims) // (…, out)

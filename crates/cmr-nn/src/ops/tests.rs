@@ -6,8 +6,8 @@ use super::conv::{self, Kind};
 use super::im2col::{self, Geometry};
 use super::winograd;
 use super::{
-    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, silu, softmax_last_dim, upsample_nearest_2x,
-    ConvParams,
+    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, linear_biased, silu, softmax_last_dim,
+    upsample_nearest_2x, ConvParams,
 };
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
@@ -451,4 +451,37 @@ fn upsample_matches_broadcast_in_both_directions_and_finite_differences() -> Res
     // A non-linear loss, so that the gradient depends on x.
     let x = tensor(&[1, 2, 3, 2], 24, DType::F64)?;
     check_grads(|t| upsample_nearest_2x(&t[0])?.sqr(), &[x])
+}
+
+/// A linear layer from candle's matmul and broadcast add.
+fn candle_linear(t: &[Tensor]) -> Result<Tensor> {
+    t[0].matmul(&t[1].t()?)?.broadcast_add(&t[2])
+}
+
+#[test]
+fn linear_biased_matches_candle_and_finite_differences() -> Result<()> {
+    // 1000 rows take several row blocks of the parallel bias gradient; 3 rows one partial block.
+    for (rows, k, n) in [(1000, 40, 48), (3, 4, 5)] {
+        let x = tensor(&[rows, k], 25, DType::F32)?;
+        let (w, bias) = (tensor(&[n, k], 26, DType::F32)?, tensor(&[n], 27, DType::F32)?);
+        let t = [x.clone(), w.clone(), bias.clone()];
+        let err = rel_err(&linear_biased(&x, &w, &bias)?, &candle_linear(&t)?)?;
+        assert!(err <= 1e-6, "{rows}×{k}→{n}: relative error {err}");
+        let err = gradient_error(&[&x, &w, &bias], 28, |t| linear_biased(&t[0], &t[1], &t[2]), candle_linear)?;
+        assert!(err <= 1e-5, "{rows}×{k}→{n}: relative gradient error {err}");
+    }
+    // A non-linear loss, so that every gradient depends on the operands.
+    let t = [tensor(&[70, 3], 29, DType::F64)?, tensor(&[4, 3], 30, DType::F64)?, tensor(&[4], 31, DType::F64)?];
+    check_grads(|t| linear_biased(&t[0], &t[1], &t[2])?.sqr(), &t)
+}
+
+#[test]
+fn linear_biased_rejects_operands_that_do_not_fit() -> Result<()> {
+    let x = tensor(&[4, 3], 32, DType::F32)?;
+    let w = tensor(&[5, 3], 33, DType::F32)?;
+    for (w, bias) in [(&w, tensor(&[4], 34, DType::F32)?), (&w.t()?, tensor(&[5], 35, DType::F32)?)] {
+        let err = linear_biased(&x, w, &bias).unwrap_err();
+        assert!(err.to_string().contains("expected (rows, k), (n, k), (n)"), "{err}");
+    }
+    Ok(())
 }
