@@ -16,6 +16,8 @@ pub(super) trait Float: WithDType + std::ops::Neg<Output = Self> {
     /// `erfc(x) = 1 − erf(x)` for `x ≥ 0`; for f32 Numerical Recipes' Chebyshev fit (`erfcc`, fractional error
     /// below 1.2e-7 everywhere) on [`Float::fast_exp`], branch-free so loops vectorise; for f64 libm's.
     fn erfc_nonneg(self) -> Self;
+    /// `√x`, correctly rounded (the standard library's).
+    fn sqrt(self) -> Self;
 }
 
 impl Float for f32 {
@@ -50,6 +52,11 @@ impl Float for f32 {
                                 + t * (-1.135_204 + t * (1.488_515_9 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
         t * (poly - self * self).fast_exp()
     }
+
+    #[inline(always)]
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
 }
 
 impl Float for f64 {
@@ -61,6 +68,11 @@ impl Float for f64 {
     #[inline(always)]
     fn erfc_nonneg(self) -> f64 {
         libm::erfc(self)
+    }
+
+    #[inline(always)]
+    fn sqrt(self) -> f64 {
+        f64::sqrt(self)
     }
 }
 

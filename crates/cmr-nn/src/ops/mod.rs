@@ -13,6 +13,7 @@
 //! for a linear layer (`linear.rs`).
 
 mod activation;
+mod adamw;
 mod bias;
 mod conv;
 mod cpu;
@@ -26,7 +27,8 @@ mod tests;
 mod winograd;
 
 use activation::Activation;
-use candle_core::{bail, DType, Module, Result, Tensor, D};
+pub(crate) use adamw::AdamWStep;
+use candle_core::{bail, DType, Module, Result, Tensor, Var, D};
 
 /// Geometry of a 2D convolution.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,6 +216,34 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
     }
+}
+
+/// One AdamW update of `var` with gradient `g` and moments `m`, `v` (one shape and dtype; see `crate::optim::AdamW`):
+/// sets the variable and returns the new moments. f32/f64 CPU variables take two fused passes (`adamw.rs`), anything
+/// else [`adamw_step_from_primitives`]; both give the same values bit for bit.
+pub(crate) fn adamw_step(var: &Var, g: &Tensor, m: &Tensor, v: &Tensor, s: AdamWStep) -> Result<(Tensor, Tensor)> {
+    if fast_path(var.as_tensor(), &[g, m, v]) {
+        adamw::step(var.as_tensor(), g, m, v, s)
+    } else {
+        adamw_step_from_primitives(var, g, m, v, s)
+    }
+}
+
+/// [`adamw_step`] as candle ops, for every device and dtype.
+pub(crate) fn adamw_step_from_primitives(
+    var: &Var,
+    g: &Tensor,
+    m: &Tensor,
+    v: &Tensor,
+    s: AdamWStep,
+) -> Result<(Tensor, Tensor)> {
+    let (beta1, beta2) = s.betas;
+    let theta = var.as_tensor().detach().affine(s.decay, 0.)?;
+    let m = (m.affine(beta1, 0.)? + g.affine(1.0 - beta1, 0.)?)?;
+    let v = (v.affine(beta2, 0.)? + g.sqr()?.affine(1.0 - beta2, 0.)?)?;
+    let denom = v.sqrt()?.affine(s.inv_sqrt_bias_correction2, s.eps)?;
+    var.set(&(theta - (m.div(&denom)?).affine(s.step_size, 0.)?)?)?;
+    Ok((m, v))
 }
 
 /// Makes glibc's malloc keep freed memory for reuse instead of handing it back to the kernel; call once at the start of

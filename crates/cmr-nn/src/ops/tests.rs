@@ -6,8 +6,8 @@ use super::conv::{self, Kind};
 use super::im2col::{self, Geometry};
 use super::winograd;
 use super::{
-    conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm, linear_biased, silu, softmax_last_dim,
-    upsample_nearest_2x, ConvParams,
+    adamw_step, adamw_step_from_primitives, conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm,
+    linear_biased, silu, softmax_last_dim, upsample_nearest_2x, AdamWStep, ConvParams,
 };
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
@@ -482,6 +482,40 @@ fn linear_biased_rejects_operands_that_do_not_fit() -> Result<()> {
     for (w, bias) in [(&w, tensor(&[4], 34, DType::F32)?), (&w.t()?, tensor(&[5], 35, DType::F32)?)] {
         let err = linear_biased(&x, w, &bias).unwrap_err();
         assert!(err.to_string().contains("expected (rows, k), (n, k), (n)"), "{err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn adamw_step_matches_candle_primitives_bit_for_bit() -> Result<()> {
+    for dtype in [DType::F32, DType::F64] {
+        // 40 000 values: several parallel chunks and a partial one.
+        let theta = tensor(&[200, 200], 40, dtype)?;
+        let (fused, reference) = (Var::from_tensor(&theta)?, Var::from_tensor(&theta)?);
+        let zeros = theta.zeros_like()?;
+        let (mut fused_mv, mut reference_mv) = ((zeros.clone(), zeros.clone()), (zeros.clone(), zeros));
+        for t in 1..=3 {
+            // Gradients of three magnitudes, so that ε and the bias corrections matter differently.
+            let g = (tensor(&[200, 200], 40 + t as u64, dtype)? * 10f64.powi(2 * t - 4))?;
+            let s = AdamWStep {
+                betas: (0.9, 0.999),
+                decay: 1.0 - 1e-3 * 0.01,
+                step_size: 1e-3 / (1.0 - 0.9f64.powi(t)),
+                inv_sqrt_bias_correction2: 1.0 / (1.0 - 0.999f64.powi(t)).sqrt(),
+                eps: 1e-8,
+            };
+            fused_mv = adamw_step(&fused, &g, &fused_mv.0, &fused_mv.1, s)?;
+            reference_mv = adamw_step_from_primitives(&reference, &g, &reference_mv.0, &reference_mv.1, s)?;
+        }
+        let values = |t: &Tensor| t.flatten_all()?.to_dtype(DType::F64)?.to_vec1::<f64>();
+        assert_ne!(values(fused.as_tensor())?, values(&theta)?, "{dtype:?}: the parameter moved");
+        for (what, a, b) in [
+            ("θ", fused.as_tensor(), reference.as_tensor()),
+            ("m", &fused_mv.0, &reference_mv.0),
+            ("v", &fused_mv.1, &reference_mv.1),
+        ] {
+            assert_eq!(values(a)?, values(b)?, "{dtype:?}: {what}");
+        }
     }
     Ok(())
 }

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{clip_grad_norm, LrSchedule, OptimError};
 use crate::checkpoint::{self, Checkpoint, LoadMode};
+use crate::ops::AdamWStep;
 
 /// Format tag in the JSON sidecar of a saved state.
 const STATE_FORMAT: &str = "cmr-nn.adamw.v1";
@@ -156,23 +157,23 @@ impl AdamW {
                 // A gradient keeps the graph it was computed from (candle detaches only the gradients of
                 // intermediate nodes): detached, the moments kept across steps do not retain every step's graph.
                 let g = g.to_dtype(var.dtype())?.detach();
-                let theta = var.as_tensor().detach();
                 let state = match self.state.remove(name) {
                     Some(s) => s,
-                    None => ParamState { step: 0, m: theta.zeros_like()?, v: theta.zeros_like()? },
+                    None => {
+                        let zeros = var.as_tensor().zeros_like()?;
+                        ParamState { step: 0, m: zeros.clone(), v: zeros }
+                    }
                 };
                 let step = state.step + 1;
-                // 1. decoupled weight decay
-                let theta = theta.affine(1.0 - lr * group.weight_decay, 0.)?;
-                // 2. moments
-                let m = (state.m.affine(beta1, 0.)? + g.affine(1.0 - beta1, 0.)?)?;
-                let v = (state.v.affine(beta2, 0.)? + g.sqr()?.affine(1.0 - beta2, 0.)?)?;
-                // 3. bias-corrected step
-                let bc1 = 1.0 - beta1.powi(step as i32);
-                let bc2 = 1.0 - beta2.powi(step as i32);
-                let denom = v.sqrt()?.affine(1.0 / bc2.sqrt(), eps)?;
-                let theta = (theta - (m.div(&denom)?).affine(lr / bc1, 0.)?)?;
-                var.set(&theta)?;
+                let (bc1, bc2) = (1.0 - beta1.powi(step as i32), 1.0 - beta2.powi(step as i32));
+                let constants = AdamWStep {
+                    betas: (beta1, beta2),
+                    decay: 1.0 - lr * group.weight_decay,
+                    step_size: lr / bc1,
+                    inv_sqrt_bias_correction2: 1.0 / bc2.sqrt(),
+                    eps,
+                };
+                let (m, v) = crate::ops::adamw_step(var, &g, &state.m, &state.v, constants)?;
                 self.state.insert(name.clone(), ParamState { step, m, v });
                 updated += 1;
             }
