@@ -9,7 +9,7 @@
 //! - [`Transformer2dModel`] — GroupNorm `norm`, `proj_in`, `transformer_blocks.{i}`, `proj_out` around the blocks,
 //!   with a residual over the whole: an image `(b, c, h, w)` attends as `h·w` tokens.
 
-use candle_core::{Module, Result, Tensor, D};
+use candle_core::{Module, Result, Tensor};
 use candle_nn::VarBuilder;
 
 use super::activation::{gelu_erf, gelu_tanh};
@@ -70,11 +70,7 @@ impl Module for FeedForward {
     fn forward(&self, xs: &Tensor) -> Result<Tensor> {
         let h = self.proj.forward(xs)?;
         let h = match self.activation {
-            FeedForwardActivation::Geglu => {
-                let inner = h.dim(D::Minus1)? / 2;
-                let (hidden, gate) = (h.narrow(D::Minus1, 0, inner)?, h.narrow(D::Minus1, inner, inner)?);
-                hidden.mul(&gelu_erf(&gate)?)?
-            }
+            FeedForwardActivation::Geglu => crate::ops::geglu(&h)?,
             FeedForwardActivation::Gelu => gelu_erf(&h)?,
             FeedForwardActivation::GeluApproximate => gelu_tanh(&h)?,
         };

@@ -9,7 +9,12 @@
 //! silu      y = x·s,  s = 1/(1 + e⁻ˣ)            dx = g·s·(1 + x·(1 − s))
 //! gelu      y = x·Φ(x), Φ(x) = ½·erfc(−x/√2)      dx = g·(Φ(x) + x·e^(−x²/2)/√(2π))
 //! softmax   y = eˣ⁻ᵐᵃˣ / Σ eˣ⁻ᵐᵃˣ                 dx = y·(g − Σ g·y)
+//! geglu     y = a·gelu(b), [a | b] = x            da = g·gelu(b),  db = g·a·gelu′(b)
 //! ```
+//!
+//! GEGLU (a transformer feed-forward's activation) reads both halves of the last dimension in place, where
+//! `narrow` + GELU + `mul` copy the gate, and the backward of each `narrow` pads its gradient with zeros to the full
+//! width before the two are added.
 //!
 //! The backward ops record no gradient of their own (second derivatives fail with `BackwardNotSupported`).
 
@@ -99,19 +104,29 @@ fn normal_cdf<T: Float>(x: T) -> T {
     }
 }
 
+/// `x·Φ(x)`.
 #[inline(always)]
-fn gelu<T: Float>(x: &[T], y: &mut [T]) {
-    y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * normal_cdf(*x));
+fn gelu_one<T: Float>(x: T) -> T {
+    x * normal_cdf(x)
 }
 
-/// `dx = g·(Φ(x) + x·φ(x))`, `φ(x) = e^(−x²/2)/√(2π)`.
+/// GELU's derivative `Φ(x) + x·φ(x)`, `φ(x) = e^(−x²/2)/√(2π)`.
+#[inline(always)]
+fn gelu_slope<T: Float>(x: T) -> T {
+    let (minus_half, inv_sqrt_2pi) = (T::from_f64(-0.5), T::from_f64(0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2));
+    let density = (minus_half * x * x).fast_exp() * inv_sqrt_2pi;
+    normal_cdf(x) + x * density
+}
+
+#[inline(always)]
+fn gelu<T: Float>(x: &[T], y: &mut [T]) {
+    y.iter_mut().zip(x).for_each(|(y, x)| *y = gelu_one(*x));
+}
+
+/// `dx = g·(Φ(x) + x·φ(x))`.
 #[inline(always)]
 fn gelu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
-    let (minus_half, inv_sqrt_2pi) = (T::from_f64(-0.5), T::from_f64(0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2));
-    for (dx, (x, g)) in dx.iter_mut().zip(x.iter().zip(g)) {
-        let density = (minus_half * *x * *x).fast_exp() * inv_sqrt_2pi;
-        *dx = *g * (normal_cdf(*x) + *x * density);
-    }
+    dx.iter_mut().zip(x.iter().zip(g)).for_each(|(dx, (x, g))| *dx = *g * gelu_slope(*x));
 }
 
 #[inline(always)]
@@ -207,4 +222,84 @@ impl CustomOp2 for ActivationOp {
 /// Applies `act` to an f32/f64 CPU tensor (softmax: over its last dimension), recording it for backprop.
 pub(super) fn apply(act: Activation, x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(ActivationOp { act, shape: x.shape().clone(), backward: false })
+}
+
+/// GEGLU over the last dimension `2n` of `rows` rows: `[a | b] → a·gelu(b)` (forward), `(x, g) → dx` (backward).
+#[derive(Debug, Clone, Copy)]
+struct Geglu {
+    rows: usize,
+    n: usize,
+    backward: bool,
+}
+
+impl Kernel for Geglu {
+    fn name(&self) -> &'static str {
+        if self.backward {
+            "cmr-geglu-backward"
+        } else {
+            "cmr-geglu"
+        }
+    }
+
+    fn run<T: Float>(&self, operands: &[&[T]]) -> Vec<T> {
+        let (x, n) = (operands[0], self.n);
+        let rows = (CHUNK / n).max(1); // per work item
+        let Some(g) = operands.get(1) else {
+            let mut y = vec![T::zero(); self.rows * n];
+            y.par_chunks_mut(rows * n).zip(x.par_chunks(rows * 2 * n)).for_each(|(y, x)| {
+                vectorized! {
+                    for (y, x) in y.chunks_mut(n).zip(x.chunks(2 * n)) {
+                        let (a, b) = x.split_at(n);
+                        y.iter_mut().zip(a.iter().zip(b)).for_each(|(y, (a, b))| *y = *a * gelu_one(*b));
+                    }
+                }
+            });
+            return y;
+        };
+        let mut dx = vec![T::zero(); self.rows * 2 * n];
+        let units = dx.par_chunks_mut(rows * 2 * n).zip(x.par_chunks(rows * 2 * n));
+        units.zip(g.par_chunks(rows * n)).for_each(|((dx, x), g)| {
+            vectorized! {
+                for ((dx, x), g) in dx.chunks_mut(2 * n).zip(x.chunks(2 * n)).zip(g.chunks(n)) {
+                    let ((da, db), (a, b)) = (dx.split_at_mut(n), x.split_at(n));
+                    for ((da, db), ((a, b), g)) in da.iter_mut().zip(db).zip(a.iter().zip(b).zip(g)) {
+                        *da = *g * gelu_one(*b);
+                        *db = (*g * *a) * gelu_slope(*b);
+                    }
+                }
+            }
+        });
+        dx
+    }
+}
+
+impl CustomOp1 for Geglu {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        Ok((cpu::run(self, &[(s, l, &Shape::from((self.rows, 2 * self.n)))])?, Shape::from((self.rows, self.n))))
+    }
+
+    fn bwd(&self, x: &Tensor, _y: &Tensor, g: &Tensor) -> Result<Option<Tensor>> {
+        x.apply_op2(&g.contiguous()?, Geglu { backward: true, ..*self }).map(Some)
+    }
+}
+
+impl CustomOp2 for Geglu {
+    fn name(&self) -> &'static str {
+        Kernel::name(self)
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (x, g) = (Shape::from((self.rows, 2 * self.n)), Shape::from((self.rows, self.n)));
+        Ok((cpu::run(self, &[(s1, l1, &x), (s2, l2, &g)])?, x))
+    }
+}
+
+/// GEGLU of an f32/f64 CPU tensor `x (rows, 2n)` → `(rows, n)`, recording it for backprop.
+pub(super) fn apply_geglu(x: &Tensor) -> Result<Tensor> {
+    let (rows, width) = x.dims2()?;
+    x.contiguous()?.apply_op1(Geglu { rows, n: width / 2, backward: false })
 }

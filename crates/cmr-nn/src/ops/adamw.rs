@@ -50,7 +50,8 @@ impl Kernel for Moments {
             let at = i * CHUNK..i * CHUNK + m_out.len();
             let (m, v, g) = (&m[at.clone()], &v[at.clone()], &g[at]);
             vectorized! {
-                for (((m_out, v_out), (m, v)), g) in m_out.iter_mut().zip(v_out.iter_mut()).zip(m.iter().zip(v)).zip(g) {
+                let outs = m_out.iter_mut().zip(v_out.iter_mut());
+                for ((m_out, v_out), ((m, v), g)) in outs.zip(m.iter().zip(v).zip(g)) {
                     *m_out = (*m * b1 + zero) + (*g * c1 + zero);
                     *v_out = (*v * b2 + zero) + ((*g * *g) * c2 + zero);
                 }

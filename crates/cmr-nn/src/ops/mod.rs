@@ -1,16 +1,16 @@
 //! Tensor operations with tested gradients that candle lacks or runs slowly on CPU.
 //!
-//! Candle 0.11.1's CPU convolution reaches 35–47 GFLOP/s here against PyTorch's ~300 (issue 3), and its backward
-//! is two more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through custom ops instead
-//! (`conv.rs`): Winograd's F(2×2, 3×3) for the forward pass and input gradient of 3×3, stride-1 convolutions (most of
-//! a UNet's work; `winograd.rs`), im2col + gemm for everything else (`im2col.rs`); every other device and dtype goes
-//! to candle. [`group_norm`] is one fused op (`group_norm.rs`) where candle-nn's is a dozen primitives forward and
-//! twice that backward, and [`group_norm_silu`] the same op with SiLU applied in its passes, [`layer_norm`] with one
-//! value per channel; [`silu`], [`gelu`] and [`softmax_last_dim`] are fused, multi-threaded ops with fused backward
+//! Candle 0.11.1's CPU convolution reaches 35–47 GFLOP/s here against PyTorch's ~300 (issue 3), and its backward is two
+//! more convolutions of the same kind. [`conv2d`] runs f32/f64 CPU tensors through custom ops instead (`conv.rs`):
+//! Winograd's F(2×2, 3×3) for the forward pass and input gradient of 3×3, stride-1 convolutions (most of a UNet's work;
+//! `winograd.rs`), im2col + gemm for everything else (`im2col.rs`); every other device and dtype goes to candle.
+//! [`group_norm`] is one fused op (`group_norm.rs`) where candle-nn's is a dozen primitives forward and twice that
+//! backward, and [`group_norm_silu`] the same op with SiLU applied in its passes, [`layer_norm`] with one value per
+//! channel; [`silu`], [`gelu`], [`geglu`] and [`softmax_last_dim`] are fused, multi-threaded ops with fused backward
 //! passes (`activation.rs`), where candle's are single-threaded chains of primitives (or, for candle's fused softmax,
 //! record no gradient); [`conv2d_biased`] adds a conv's bias inside the convolution op, and its gradient is one
-//! parallel reduction (`bias.rs`) where `broadcast_add`'s is strided on one thread; [`linear_biased`] does the same
-//! for a linear layer (`linear.rs`).
+//! parallel reduction (`bias.rs`) where `broadcast_add`'s is strided on one thread; [`linear_biased`] does the same for
+//! a linear layer (`linear.rs`).
 
 mod activation;
 mod adamw;
@@ -176,6 +176,23 @@ pub fn gelu(x: &Tensor) -> Result<Tensor> {
     }
 }
 
+/// GEGLU (Shazeer 2020) over the last dimension: `x (…, 2n) = [a | b] → a·GELU(b)`, shape `(…, n)`, with the exact
+/// GELU, differentiable; f32/f64 CPU tensors take one fused op each way, everything else `narrow` + [`gelu`] + `mul`.
+pub fn geglu(x: &Tensor) -> Result<Tensor> {
+    let width = x.dim(D::Minus1)?;
+    if width % 2 != 0 {
+        bail!("geglu: the last dimension of {:?} must be even (hidden | gate)", x.shape());
+    }
+    let n = width / 2;
+    if !fast_path(x, &[]) || n == 0 {
+        return x.narrow(D::Minus1, 0, n)?.mul(&gelu(&x.narrow(D::Minus1, n, n)?)?);
+    }
+    let mut dims = x.dims().to_vec();
+    let rows = x.elem_count() / width.max(1);
+    *dims.last_mut().expect("rank ≥ 1") = n;
+    activation::apply_geglu(&x.reshape((rows, width))?)?.reshape(dims)
+}
+
 /// Nearest-neighbour ×2 upsampling `(b, c, h, w) → (b, c, 2h, 2w)`, differentiable (the gradient sums each 2×2
 /// block); f32/f64 CPU tensors take the parallel op, everything else reshape + broadcast.
 pub fn upsample_nearest_2x(x: &Tensor) -> Result<Tensor> {
@@ -201,7 +218,7 @@ pub fn linear_biased(x: &Tensor, w: &Tensor, bias: &Tensor) -> Result<Tensor> {
             bias.shape()
         );
     }
-    if fast_path(x, &[w, bias]) {
+    if fast_path(x, &[w, bias]) && n > 0 {
         linear::apply(x, w, bias)
     } else {
         x.matmul(&w.t()?)?.broadcast_add(bias)

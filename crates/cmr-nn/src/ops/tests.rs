@@ -6,8 +6,8 @@ use super::conv::{self, Kind};
 use super::im2col::{self, Geometry};
 use super::winograd;
 use super::{
-    adamw_step, adamw_step_from_primitives, conv2d, conv2d_biased, gelu, group_norm, group_norm_silu, layer_norm,
-    linear_biased, silu, softmax_last_dim, upsample_nearest_2x, AdamWStep, ConvParams,
+    adamw_step, adamw_step_from_primitives, conv2d, conv2d_biased, geglu, gelu, group_norm, group_norm_silu,
+    layer_norm, linear_biased, silu, softmax_last_dim, upsample_nearest_2x, AdamWStep, ConvParams,
 };
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
@@ -517,5 +517,24 @@ fn adamw_step_matches_candle_primitives_bit_for_bit() -> Result<()> {
             assert_eq!(values(a)?, values(b)?, "{dtype:?}: {what}");
         }
     }
+    Ok(())
+}
+
+/// GEGLU from `narrow`, the fused GELU and `mul`: the computation the fused op replaces.
+fn composed_geglu(x: &Tensor) -> Result<Tensor> {
+    let n = x.dim(candle_core::D::Minus1)? / 2;
+    x.narrow(candle_core::D::Minus1, 0, n)?.mul(&gelu(&x.narrow(candle_core::D::Minus1, n, n)?)?)
+}
+
+#[test]
+fn geglu_matches_its_composition_bit_for_bit_and_finite_differences() -> Result<()> {
+    // 2 × 600 rows of 2·96: several work items; the same f32 operations in the same order, so equal values.
+    let x = (tensor(&[2, 600, 192], 36, DType::F32)? * 3.0)?;
+    assert_eq!(rel_err(&geglu(&x)?, &composed_geglu(&x)?)?, 0.0);
+    let err = gradient_error(&[&x], 37, |t| geglu(&t[0]), |t| composed_geglu(&t[0]))?;
+    assert_eq!(err, 0.0, "gradients differ from the composition's");
+    check_grads(|t| geglu(&t[0]), &[(tensor(&[3, 2, 8], 38, DType::F64)? * 3.0)?])?;
+    let odd = geglu(&tensor(&[2, 5], 39, DType::F32)?).unwrap_err();
+    assert!(odd.to_string().contains("must be even"), "{odd}");
     Ok(())
 }
