@@ -250,7 +250,9 @@ impl Kernel for Geglu {
                 vectorized! {
                     for (y, x) in y.chunks_mut(n).zip(x.chunks(2 * n)) {
                         let (a, b) = x.split_at(n);
-                        y.iter_mut().zip(a.iter().zip(b)).for_each(|(y, (a, b))| *y = *a * gelu_one(*b));
+                        for (y, (a, b)) in y.iter_mut().zip(a.iter().zip(b)) {
+                            *y = *a * gelu_one(*b);
+                        }
                     }
                 }
             });
