@@ -76,7 +76,13 @@ impl Kernel for ColumnSum {
             .par_chunks(n * ROW_BLOCK)
             .map(|block| {
                 let mut acc = vec![T::zero(); n];
-                vectorized!(block.chunks(n).for_each(|row| acc.iter_mut().zip(row).for_each(|(a, g)| *a += *g)));
+                vectorized! {
+                    for row in block.chunks(n) {
+                        for (a, g) in acc.iter_mut().zip(row) {
+                            *a += *g;
+                        }
+                    }
+                }
                 acc
             })
             .collect();
