@@ -110,12 +110,12 @@ fn gelu_one<T: Float>(x: T) -> T {
     x * normal_cdf(x)
 }
 
-/// GELU's derivative `Φ(x) + x·φ(x)`, `φ(x) = e^(−x²/2)/√(2π)`.
+/// GELU and its derivative at `x`, `(x·Φ(x), Φ(x) + x·φ(x))` with `φ(x) = e^(−x²/2)/√(2π)`, sharing one `Φ(x)`.
 #[inline(always)]
-fn gelu_slope<T: Float>(x: T) -> T {
+fn gelu_and_slope<T: Float>(x: T) -> (T, T) {
     let (minus_half, inv_sqrt_2pi) = (T::from_f64(-0.5), T::from_f64(0.5 * FRAC_2_SQRT_PI * FRAC_1_SQRT_2));
-    let density = (minus_half * x * x).fast_exp() * inv_sqrt_2pi;
-    normal_cdf(x) + x * density
+    let (cdf, density) = (normal_cdf(x), (minus_half * x * x).fast_exp() * inv_sqrt_2pi);
+    (x * cdf, cdf + x * density)
 }
 
 #[inline(always)]
@@ -126,7 +126,9 @@ fn gelu<T: Float>(x: &[T], y: &mut [T]) {
 /// `dx = g·(Φ(x) + x·φ(x))`.
 #[inline(always)]
 fn gelu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
-    dx.iter_mut().zip(x.iter().zip(g)).for_each(|(dx, (x, g))| *dx = *g * gelu_slope(*x));
+    for (dx, (x, g)) in dx.iter_mut().zip(x.iter().zip(g)) {
+        *dx = *g * gelu_and_slope(*x).1;
+    }
 }
 
 #[inline(always)]
@@ -265,8 +267,9 @@ impl Kernel for Geglu {
                 for ((dx, x), g) in dx.chunks_mut(2 * n).zip(x.chunks(2 * n)).zip(g.chunks(n)) {
                     let ((da, db), (a, b)) = (dx.split_at_mut(n), x.split_at(n));
                     for ((da, db), ((a, b), g)) in da.iter_mut().zip(db).zip(a.iter().zip(b).zip(g)) {
-                        *da = *g * gelu_one(*b);
-                        *db = (*g * *a) * gelu_slope(*b);
+                        let (gelu, slope) = gelu_and_slope(*b);
+                        *da = *g * gelu;
+                        *db = (*g * *a) * slope;
                     }
                 }
             }

@@ -55,6 +55,14 @@ pub(super) unsafe fn matmul<T: Float>(
     )
 }
 
+/// gemm's parallelism over all of candle's threads (none when there is one).
+pub(super) fn all_threads() -> Parallelism {
+    match candle_core::utils::get_num_threads() {
+        threads if threads > 1 => Parallelism::Rayon(threads),
+        _ => Parallelism::None,
+    }
+}
+
 /// Runs `f(state, item, gemm parallelism)` for every item in `0..items`: in parallel with single-threaded gemm when
 /// there are enough items to feed candle's threads, else in turn with gemm using all of them. `init` makes the
 /// per-thread scratch state, which is returned for a reduction.
@@ -75,7 +83,7 @@ pub(super) fn for_each_item<S: Send>(
             })
             .collect()
     } else {
-        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
+        let par = all_threads();
         let mut state = init();
         (0..items).for_each(|i| f(&mut state, i, par));
         vec![state]

@@ -5,9 +5,8 @@
 
 use super::bias::sum_columns;
 use super::cpu::{self, Float, Kernel};
-use super::gemm::matmul;
+use super::gemm::{all_threads, matmul};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
-use gemm::Parallelism;
 
 /// `(x (rows, k), w (n, k), b (n)) → x·wᵀ + b`, shape `(rows, n)`.
 struct BiasedLinear {
@@ -26,11 +25,11 @@ impl Kernel for BiasedLinear {
         let (rows, k, n) = (self.rows, self.k, self.n);
         let mut y = Vec::with_capacity(rows * n);
         (0..rows).for_each(|_| y.extend_from_slice(bias));
-        let threads = candle_core::utils::get_num_threads();
-        let par = if threads > 1 { Parallelism::Rayon(threads) } else { Parallelism::None };
         // SAFETY: y is rows × n (row stride n), x is rows × k (row stride k), and wᵀ is read from w (n × k) with row
         // stride 1 and column stride k; y aliases neither.
-        unsafe { matmul((rows, n, k), (y.as_mut_ptr(), n, 1), true, (x.as_ptr(), k, 1), (w.as_ptr(), 1, k), par) };
+        unsafe {
+            matmul((rows, n, k), (y.as_mut_ptr(), n, 1), true, (x.as_ptr(), k, 1), (w.as_ptr(), 1, k), all_threads())
+        };
         y
     }
 }
