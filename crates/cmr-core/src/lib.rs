@@ -1,6 +1,7 @@
 //! Vocabulary shared by every cmr-debias stage: subjects and their attributes, attribute bins, diagnosis codes and
 //! task labels, the text prompt, the cohort table schema, seeded random streams, typed errors, atomic writes,
-//! sha256 manifests, and the binary-classification metrics and bootstrap that the audit and federated stages share.
+//! sha256 manifests, an order-keeping parallel map, and the binary-classification metrics and bootstrap that the
+//! audit and federated stages share.
 //! See `DESIGN.md` ("Canonical conventions") for the contracts these types encode.
 
 pub mod atomic;
@@ -11,6 +12,7 @@ pub mod diagnosis;
 pub mod error;
 pub mod manifest;
 pub mod metrics;
+pub mod parallel;
 pub mod prompt;
 pub mod seed;
 pub mod split;

@@ -13,11 +13,11 @@
 //! cores; the outputs do not depend on the number of threads (same inputs and seed → byte-identical files).
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use cmr_core::atomic::{self, OutputDir};
 use cmr_core::attributes::AttributeBins;
 use cmr_core::manifest::Manifest;
+use cmr_core::parallel;
 use cmr_core::split::{self, SplitFractions, SplitKey};
 use cmr_core::{CohortRow, Dataset, Source, Task};
 
@@ -165,7 +165,7 @@ pub fn run(cfg: &IngestConfig, progress: &(dyn Fn(usize, usize) + Sync)) -> Resu
     let tensors = out.path().join(TENSORS_DIR);
     std::fs::create_dir(&tensors).map_err(|e| Error::io(&tensors, e))?;
     let labels = LabelMap::of(cfg.dataset);
-    let written = parallel_map(&kept, progress, |record| {
+    let written = parallel::map_in_order(&kept, progress, |record| -> Result<(String, String)> {
         let subject = frames::load(record, labels)?;
         let tensor = preprocess(&subject, &geometry)?;
         let relative = format!("{TENSORS_DIR}/{}_{}.safetensors", cfg.dataset.name(), record.id);
@@ -259,69 +259,5 @@ fn resolved(cfg: &IngestConfig) -> Resolved<'_> {
             slices: "stored NIfTI z order, index 0 taken as the base; S slices spread over the ED LV span",
             intensity: format!("clipped to the {LOW_PERCENTILE}-{HIGH_PERCENTILE} percentiles of the ED and ES volumes, scaled to [0, 1]"),
         },
-    }
-}
-
-/// Applies `f` to every item on all cores, calling `progress(done, total)` as items finish. Results keep the item
-/// order; on failure the error of the lowest failing index is returned (workers take items in order and stop after
-/// a failure, so every item before the first failure taken has been processed: the reported error is deterministic).
-fn parallel_map<T: Sync, R: Send>(
-    items: &[T],
-    progress: &(dyn Fn(usize, usize) + Sync),
-    f: impl Fn(&T) -> Result<R> + Sync,
-) -> Result<Vec<R>> {
-    let total = items.len();
-    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, total.max(1));
-    let (next, done, failed) = (AtomicUsize::new(0), AtomicUsize::new(0), AtomicBool::new(false));
-    progress(0, total);
-    let mut results: Vec<(usize, Result<R>)> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..workers)
-            .map(|_| {
-                scope.spawn(|| {
-                    let mut out = Vec::new();
-                    while !failed.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= total {
-                            break;
-                        }
-                        let result = f(&items[i]);
-                        failed.fetch_or(result.is_err(), Ordering::Relaxed);
-                        out.push((i, result));
-                        progress(done.fetch_add(1, Ordering::Relaxed) + 1, total);
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic))).collect()
-    });
-    results.sort_by_key(|(i, _)| *i);
-    results.into_iter().map(|(_, r)| r).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parallel_map_keeps_order_and_reports_the_first_failure() {
-        let items: Vec<usize> = (0..50).collect();
-        let calls = AtomicUsize::new(0);
-        let out = parallel_map(&items, &|_, _| {}, |&i| {
-            calls.fetch_add(1, Ordering::Relaxed);
-            Ok(i * 2)
-        })
-        .unwrap();
-        assert_eq!(out, items.iter().map(|i| i * 2).collect::<Vec<_>>());
-        assert_eq!(calls.load(Ordering::Relaxed), 50);
-        let err = parallel_map(&items, &|_, _| {}, |&i| {
-            if i == 7 || i == 30 {
-                Err(Error::missing(format!("f{i}"), "x"))
-            } else {
-                Ok(i)
-            }
-        })
-        .unwrap_err();
-        assert!(err.to_string().starts_with("f7:"), "{err}");
     }
 }

@@ -16,9 +16,8 @@
 //! (vendor, centre) and the same number of sites.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 
+use cmr_core::parallel;
 use cmr_io::nifti::{write_volume, OnDiskType, Volume};
 use ndarray::{Array4, Axis};
 
@@ -77,41 +76,7 @@ pub fn write_subjects(
     seed: u64,
     progress: &(dyn Fn(usize, usize) + Sync),
 ) -> Result<Vec<SubjectTruth>, Error> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(specs.len()).max(1);
-    let next = AtomicUsize::new(0);
-    let done = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let results: Mutex<Vec<Option<Result<SubjectTruth, Error>>>> = Mutex::new((0..specs.len()).map(|_| None).collect());
-    progress(0, specs.len());
-    std::thread::scope(|scope| {
-        for _ in 0..threads {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::SeqCst);
-                if i >= specs.len() || failed.load(Ordering::SeqCst) {
-                    break;
-                }
-                let result = write_subject(dir, layout, &specs[i], seed);
-                if result.is_err() {
-                    failed.store(true, Ordering::SeqCst);
-                }
-                results.lock().expect("no worker panics while holding the lock")[i] = Some(result);
-                progress(done.fetch_add(1, Ordering::SeqCst) + 1, specs.len());
-            });
-        }
-    });
-    let results = results.into_inner().expect("workers finished");
-    let mut out = Vec::with_capacity(specs.len());
-    for r in results {
-        match r {
-            Some(Ok(truth)) => out.push(truth),
-            Some(Err(e)) => return Err(e),
-            None => {}
-        }
-    }
-    if out.len() != specs.len() {
-        return Err(Error::Config("a worker stopped before writing every subject".into()));
-    }
-    Ok(out)
+    parallel::map_in_order(specs, progress, |spec| write_subject(dir, layout, spec, seed))
 }
 
 fn write_subject(dir: &Path, layout: Layout, spec: &SubjectSpec, seed: u64) -> Result<SubjectTruth, Error> {
