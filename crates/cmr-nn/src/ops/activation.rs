@@ -69,19 +69,14 @@ pub(super) fn silu_in_place<T: Float>(x: &mut [T]) {
     x.iter_mut().for_each(|x| *x = silu_one(*x));
 }
 
-/// `u ← g·σ(u)·(1 + u·(1 − σ(u)))`: the gradient of SiLU at `u` given the gradient `g` of its output.
-#[inline(always)]
-pub(super) fn silu_grad_in_place<T: Float>(u: &mut [T], g: &[T]) {
-    u.iter_mut().zip(g).for_each(|(u, g)| *u = silu_grad_one(*u, *g));
-}
-
 #[inline(always)]
 fn silu_one<T: Float>(x: T) -> T {
     x * sigmoid(x)
 }
 
+/// `g·σ(x)·(1 + x·(1 − σ(x)))`: the gradient of SiLU at `x` given the gradient `g` of its output.
 #[inline(always)]
-fn silu_grad_one<T: Float>(x: T, g: T) -> T {
+pub(super) fn silu_grad_one<T: Float>(x: T, g: T) -> T {
     let s = sigmoid(x);
     g * s * (T::one() + x * (T::one() - s))
 }

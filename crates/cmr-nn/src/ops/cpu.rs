@@ -116,7 +116,8 @@ pub(super) fn lanes<T: Float>(xs: &[T], ys: &[T], init: T, f: impl Fn(T, T, T) -
     acc
 }
 
-const LANES: usize = 16;
+/// Independent accumulators of the vectorised reductions.
+pub(super) const LANES: usize = 16;
 
 /// `Σ f(xᵢ, yᵢ)`, accumulated in 16 lanes of `T` and summed up in f64.
 #[inline(always)]

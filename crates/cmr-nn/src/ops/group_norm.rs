@@ -10,11 +10,12 @@
 //! dx = ρ·(γ·dy − mean(γ·dy) − x̂·mean(γ·dy·x̂)),   dγ_c = Σ dy·x̂,   dβ_c = Σ dy,   x̂ = (x − μ)·ρ,  ρ = 1/√(σ² + ε)
 //! ```
 //!
-//! in one more pass. The backward op records no gradient of its own (second derivatives through GroupNorm fail with
-//! candle's `BackwardNotSupported`).
+//! in one more pass. With SiLU after the norm, its gradient `du` takes the place of `dy`, computed in the pass of the
+//! per-channel sums (kept in `dx` until the last pass overwrites it). The backward op records no gradient of its own
+//! (second derivatives through GroupNorm fail with candle's `BackwardNotSupported`).
 
-use super::activation::{silu_grad_in_place, silu_in_place};
-use super::cpu::{self, sum, vectorized, Float, Kernel};
+use super::activation::{silu_grad_one, silu_in_place};
+use super::cpu::{self, sum, vectorized, Float, Kernel, LANES};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -56,8 +57,9 @@ fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
             if p.hw == 1 {
                 // One value per channel (a LayerNorm row): γ and β run along the group.
                 let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
-                let params = gamma[c0..].iter().zip(&beta[c0..]);
-                y.iter_mut().zip(x).zip(params).for_each(|((y, x), (g, b))| *y = (*x - m) * r * *g + *b);
+                for ((y, x), (g, b)) in y.iter_mut().zip(x).zip(gamma[c0..].iter().zip(&beta[c0..])) {
+                    *y = (*x - m) * r * *g + *b;
+                }
                 if p.silu {
                     silu_in_place(y);
                 }
@@ -65,7 +67,9 @@ fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
             }
             for (c, (y, x)) in (c0..).zip(y.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
                 let (a, b) = affine(gamma[c], beta[c], mean, rstd);
-                y.iter_mut().zip(x).for_each(|(y, x)| *y = *x * a + b);
+                for (y, x) in y.iter_mut().zip(x) {
+                    *y = *x * a + b;
+                }
                 if p.silu {
                     silu_in_place(y);
                 }
@@ -91,20 +95,13 @@ fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
             vectorized! {
                 let (mean, rstd) = stats(x, p.eps);
                 let c0 = bg % p.groups * cg;
-                // The gradient `du` reaching the normalised output: `dy` itself, or with SiLU its gradient through
-                // SiLU at `u = x·a_c + b_c`, kept in dx until the last pass overwrites it.
-                if p.silu {
-                    for (c, ((du, x), dy)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw)).zip(dy.chunks(p.hw))) {
-                        let (a, b) = affine(gamma[c], beta[c], mean, rstd);
-                        du.iter_mut().zip(x).for_each(|(u, x)| *u = *x * a + b);
-                        silu_grad_in_place(du, dy);
-                    }
-                }
-                // Σ γ·du and Σ γ·du·x̂ over the group.
+                // Per channel, Σ du and Σ du·x of the gradient `du` reaching the normalised output: `dy` itself, or
+                // with SiLU its gradient through SiLU at `u = x·a_c + b_c`, kept in dx until the last pass
+                // overwrites it. Then Σ γ·du and Σ γ·du·x̂ over the group.
                 let (mut a, mut bsum) = (0.0, 0.0);
-                let du: &[T] = if p.silu { dx } else { dy };
                 if p.hw == 1 {
                     // One value per channel (a LayerNorm row).
+                    let du: &[T] = if p.silu { silu_grad_of_row(x, dy, &gamma[c0..], &beta[c0..], mean, rstd, dx) } else { dy };
                     for ((part, g), (x, du)) in partial.iter_mut().zip(&gamma[c0..]).zip(x.iter().zip(du)) {
                         let (du, g) = (du.to_f64(), g.to_f64());
                         let dgamma = du * (x.to_f64() - mean) * rstd;
@@ -113,9 +110,13 @@ fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
                         bsum += g * dgamma;
                     }
                 } else {
-                    for (ci, (x, du)) in x.chunks(p.hw).zip(du.chunks(p.hw)).enumerate() {
-                        let s1 = sum(du, du, |d, _| d);
-                        let s2 = sum(du, x, |d, x| d * x);
+                    let channels = dx.chunks_mut(p.hw).zip(x.chunks(p.hw).zip(dy.chunks(p.hw)));
+                    for (ci, (du, (x, dy))) in channels.enumerate() {
+                        let (s1, s2) = if p.silu {
+                            silu_grad_and_sums(x, dy, affine(gamma[c0 + ci], beta[c0 + ci], mean, rstd), du)
+                        } else {
+                            (sum(dy, dy, |d, _| d), sum(dy, x, |d, x| d * x))
+                        };
                         let dgamma = rstd * (s2 - mean * s1);
                         partial[ci] = (dgamma, s1);
                         a += gamma[c0 + ci].to_f64() * s1;
@@ -126,17 +127,23 @@ fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
                 let q = T::from_f64(-rstd * rstd * bm);
                 let r = T::from_f64(rstd * (mean * rstd * bm - a));
                 if p.hw == 1 && !p.silu {
-                    let (rho, params) = (T::from_f64(rstd), dx.iter_mut().zip(&gamma[c0..]));
-                    params.zip(x.iter().zip(dy)).for_each(|((d, g), (x, dy))| *d = *dy * rho * *g + *x * q + r);
+                    let rho = T::from_f64(rstd);
+                    for ((d, g), (x, dy)) in dx.iter_mut().zip(&gamma[c0..]).zip(x.iter().zip(dy)) {
+                        *d = *dy * rho * *g + *x * q + r;
+                    }
                     return;
                 }
                 for (c, (dx, x)) in (c0..).zip(dx.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
                     let s = T::from_f64(rstd * gamma[c].to_f64());
                     if p.silu {
-                        dx.iter_mut().zip(x).for_each(|(d, x)| *d = *d * s + *x * q + r);
+                        for (d, x) in dx.iter_mut().zip(x) {
+                            *d = *d * s + *x * q + r;
+                        }
                     } else {
                         let dy = &dy[(c - c0) * p.hw..][..p.hw];
-                        dx.iter_mut().zip(x.iter().zip(dy)).for_each(|(d, (x, dy))| *d = *dy * s + *x * q + r);
+                        for (d, (x, dy)) in dx.iter_mut().zip(x.iter().zip(dy)) {
+                            *d = *dy * s + *x * q + r;
+                        }
                     }
                 }
             }
@@ -157,6 +164,49 @@ fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
 fn affine<T: Float>(gamma: T, beta: T, mean: f64, rstd: f64) -> (T, T) {
     let a = rstd * gamma.to_f64();
     (T::from_f64(a), T::from_f64(beta.to_f64() - mean * a))
+}
+
+/// `du ← SiLU′(u)·dy` at `u = x·a + b` over one channel (`affine` is `(a, b)`), returning `(Σ du, Σ du·x)`: one pass
+/// that accumulates in [`LANES`] lanes of `T` (so that it vectorises) and sums them up in f64.
+#[inline(always)]
+fn silu_grad_and_sums<T: Float>(x: &[T], dy: &[T], (a, b): (T, T), du: &mut [T]) -> (f64, f64) {
+    let (mut s1, mut s2) = ([T::zero(); LANES], [T::zero(); LANES]);
+    let whole = x.len() / LANES * LANES;
+    let blocks =
+        du[..whole].chunks_exact_mut(LANES).zip(x[..whole].chunks_exact(LANES).zip(dy[..whole].chunks_exact(LANES)));
+    for (du, (x, dy)) in blocks {
+        for l in 0..LANES {
+            let d = silu_grad_one(x[l] * a + b, dy[l]);
+            du[l] = d;
+            s1[l] += d;
+            s2[l] += d * x[l];
+        }
+    }
+    for (du, (x, dy)) in du[whole..].iter_mut().zip(x[whole..].iter().zip(&dy[whole..])) {
+        *du = silu_grad_one(*x * a + b, *dy);
+        s1[0] += *du;
+        s2[0] += *du * *x;
+    }
+    let total = |lanes: [T; LANES]| lanes.iter().map(|v| v.to_f64()).sum();
+    (total(s1), total(s2))
+}
+
+/// `du ← SiLU′(u)·dy` at `u = x·a_c + b_c` along a row of one value per channel (a LayerNorm row); returns `du`.
+#[inline(always)]
+fn silu_grad_of_row<'a, T: Float>(
+    x: &[T],
+    dy: &[T],
+    gamma: &[T],
+    beta: &[T],
+    mean: f64,
+    rstd: f64,
+    du: &'a mut [T],
+) -> &'a [T] {
+    for ((du, (x, dy)), (g, b)) in du.iter_mut().zip(x.iter().zip(dy)).zip(gamma.iter().zip(beta)) {
+        let (a, b) = affine(*g, *b, mean, rstd);
+        *du = silu_grad_one(*x * a + b, *dy);
+    }
+    du
 }
 
 /// `(x, γ, β) → y` when `backward` is false, `(x, [γ, β], dy) → [dx, dγ, dβ]` when true.

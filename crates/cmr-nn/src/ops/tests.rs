@@ -224,8 +224,10 @@ fn conv2d_rejects_mismatched_channels() -> Result<()> {
     Ok(())
 }
 
-/// `(shape of x, groups)`: rank 3, 4 and 5 inputs, one and several channels per group.
-const NORMS: [(&[usize], usize); 4] = [(&[2, 4, 7], 2), (&[2, 6, 3, 5], 3), (&[1, 4, 2, 3, 2], 4), (&[3, 4, 5, 4], 1)];
+/// `(shape of x, groups)`: rank 3, 4 and 5 inputs, one and several channels per group, one value per channel (the
+/// LayerNorm path).
+const NORMS: [(&[usize], usize); 5] =
+    [(&[2, 4, 7], 2), (&[2, 6, 3, 5], 3), (&[1, 4, 2, 3, 2], 4), (&[3, 4, 5, 4], 1), (&[3, 6, 1], 2)];
 
 fn norm_operands(shape: &[usize], dtype: DType) -> Result<[Tensor; 3]> {
     // An offset mean and a spread scale, so that the normalisation does real work.
