@@ -8,15 +8,15 @@
 //! - [`ProjectionNames::QKvProj`]: `q`, `kv` (keys then values, one linear), `proj` — the CineMA-style ViT naming
 //!   of issue 7, whose projections LoRA can adapt ([`AttentionConfig::lora`]).
 //!
-//! The softmax is [`super::activation::softmax`] (max-subtracted `exp / Σ exp`), because candle's fused
-//! `softmax_last_dim` records no gradient on CPU.
+//! The attention itself is [`crate::ops::attention`]: differentiable (its softmax is cmr-nn's, because candle's fused
+//! `softmax_last_dim` records no gradient on CPU), and one fused op when nothing needs a gradient.
 
-use candle_core::{bail, DType, Module, Result, Tensor, D};
+use candle_core::{bail, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;
 
-use super::activation::softmax;
 use super::linear::{Linear, LinearConfig};
 use crate::lora::{BlockLora, LoraLinear, LoraTarget, Projection};
+use crate::ops;
 
 /// How the projections of an [`Attention`] block are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -117,13 +117,9 @@ impl Attention {
     /// `key_mask` `(b, m)`, any dtype: nonzero marks a real key, zero a padding key that receives no attention
     /// (a tokenizer's attention mask). A row whose keys are all padding attends uniformly instead of producing NaN.
     pub fn forward(&self, xs: &Tensor, context: Option<&Tensor>, key_mask: Option<&Tensor>) -> Result<Tensor> {
-        let (b, n, _) = xs.dims3()?;
         let context = context.unwrap_or(xs);
-        let m = context.dim(1)?;
         let inner = self.heads * self.head_dim;
-
-        // 1. projections, split into heads
-        let q = self.split_heads(&self.q.forward(xs)?)?; // (b, h, n, d)
+        let q = self.q.forward(xs)?; // (b, n, h·d)
         let (k, v) = match &self.kv {
             KeyValue::Separate { k, v } => (k.forward(context)?, v.forward(context)?), // (b, m, h·d) each
             KeyValue::Fused(kv) => {
@@ -131,28 +127,7 @@ impl Attention {
                 (kv.narrow(D::Minus1, 0, inner)?, kv.narrow(D::Minus1, inner, inner)?)
             }
         };
-        let (k, v) = (self.split_heads(&k)?, self.split_heads(&v)?); // (b, h, m, d)
-
-        // 2. scores QKᵀ/√d (q scaled: n·d values rather than n·m), padding keys masked out
-        let scale = 1.0 / (self.head_dim as f64).sqrt();
-        let scores = (q * scale)?.matmul(&k.t()?)?; // (b, h, n, m)
-        let scores = match key_mask {
-            Some(mask) => {
-                if mask.dims() != [b, m] {
-                    bail!("Attention: key mask must be (batch {b}, keys {m}), got {:?}", mask.shape());
-                }
-                let shape = scores.shape().clone();
-                let keep = mask.ne(0u8)?.reshape((b, 1, 1, m))?.broadcast_as(&shape)?;
-                let fill = Tensor::new(lowest(scores.dtype()), scores.device())?.to_dtype(scores.dtype())?;
-                keep.where_cond(&scores, &fill.broadcast_as(&shape)?)?
-            }
-            None => scores,
-        };
-
-        // 3. weights · values, heads merged, output projection
-        let attended = softmax(&scores, D::Minus1)?.matmul(&v)?; // (b, h, n, d)
-        let merged = attended.transpose(1, 2)?.reshape((b, n, inner))?; // (b, n, h·d)
-        self.out.forward(&merged)
+        self.out.forward(&ops::attention(&q, &k, &v, self.heads, key_mask)?)
     }
 
     /// The LoRA-adapted projections, in the order `q`, `kv`, `proj`.
@@ -172,29 +147,12 @@ impl Attention {
         };
         [Some(&mut self.q), kv, Some(&mut self.out)].into_iter().flatten().filter_map(Projection::adapter_mut).collect()
     }
-
-    /// `(b, t, h·d) → (b, h, t, d)`.
-    fn split_heads(&self, xs: &Tensor) -> Result<Tensor> {
-        let (b, t, _) = xs.dims3()?;
-        xs.reshape((b, t, self.heads, self.head_dim))?.transpose(1, 2)?.contiguous()
-    }
-}
-
-/// The most negative finite value of `dtype`: a masked score that `exp` turns into exactly 0 without the NaN that
-/// `−∞ − (−∞)` gives when a whole row is masked.
-fn lowest(dtype: DType) -> f64 {
-    match dtype {
-        DType::F16 => -65504.0,
-        DType::BF16 => -3.38e38,
-        DType::F32 => f64::from(f32::MIN),
-        _ => f64::MIN,
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use candle_core::Device;
+    use candle_core::{DType, Device};
     use candle_nn::VarMap;
 
     fn attention(varmap: &VarMap) -> Result<Attention> {

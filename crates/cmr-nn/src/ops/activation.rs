@@ -128,11 +128,30 @@ fn gelu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
 
 #[inline(always)]
 fn softmax<T: Float>(x: &[T], y: &mut [T]) {
-    let max = lanes(x, x, x[0], |a, x, _| if x > a { x } else { a });
-    let max = max.into_iter().fold(max[0], |a, x| if x > a { x } else { a });
+    let max = row_max(x);
     y.iter_mut().zip(x).for_each(|(y, x)| *y = (*x - max).fast_exp());
     let inv = T::from_f64(1.0 / sum(y, y, |e, _| e));
     y.iter_mut().for_each(|y| *y *= inv);
+}
+
+/// `row ← softmax(scale·row)` in place, as `exp(scale·(x − max)) / Σ` (`scale > 0`).
+#[inline(always)]
+pub(super) fn softmax_scaled_in_place<T: Float>(row: &mut [T], scale: T) {
+    let max = row_max(row);
+    for x in row.iter_mut() {
+        *x = ((*x - max) * scale).fast_exp();
+    }
+    let inv = T::from_f64(1.0 / sum(row, row, |e, _| e));
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// The largest value of a non-empty row.
+#[inline(always)]
+fn row_max<T: Float>(x: &[T]) -> T {
+    let max = lanes(x, x, x[0], |a, x, _| if x > a { x } else { a });
+    max.into_iter().fold(max[0], |a, x| if x > a { x } else { a })
 }
 
 #[inline(always)]

@@ -10,10 +10,11 @@
 //! passes (`activation.rs`), where candle's are single-threaded chains of primitives (or, for candle's fused softmax,
 //! record no gradient); [`conv2d_biased`] adds a conv's bias inside the convolution op, and its gradient is one
 //! parallel reduction (`bias.rs`) where `broadcast_add`'s is strided on one thread; [`linear_biased`] does the same for
-//! a linear layer (`linear.rs`).
+//! a linear layer (`linear.rs`). [`attention`] is one op each way whose scores stay in cache (`attention.rs`).
 
 mod activation;
 mod adamw;
+mod attention;
 mod bias;
 mod conv;
 mod cpu;
@@ -232,6 +233,75 @@ pub fn softmax_last_dim(x: &Tensor) -> Result<Tensor> {
         activation::apply(Activation::Softmax, x)
     } else {
         candle_nn::ops::softmax(x, D::Minus1)
+    }
+}
+
+/// Multi-head scaled dot-product attention `softmax(QKᵀ/√d)·V` (Vaswani et al., arXiv 1706.03762, §3.2) of queries
+/// `q (b, n, heads·d)` over keys and values `k`, `v` `(b, m, heads·d)`, each head's `d` channels side by side in the
+/// last dimension as the projections produce them; the output `(b, n, heads·d)` has the heads concatenated.
+///
+/// `key_mask (b, m)`, any dtype: nonzero marks a real key, zero a padding key that receives no attention (a tokenizer's
+/// attention mask); a row whose keys are all padding attends uniformly instead of producing NaN.
+///
+/// Differentiable. Without a mask, on f32/f64 CPU tensors, one fused op each way (`attention.rs`); otherwise
+/// [`attention_from_primitives`].
+pub fn attention(q: &Tensor, k: &Tensor, v: &Tensor, heads: usize, key_mask: Option<&Tensor>) -> Result<Tensor> {
+    let (b, n, inner) = q.dims3()?;
+    let m = k.dim(1)?;
+    if heads == 0 || inner % heads != 0 || k.dims() != [b, m, inner] || v.dims() != [b, m, inner] {
+        bail!(
+            "attention: queries {:?}, keys {:?} and values {:?} do not fit {heads} heads; expected (b, n, heads·d), \
+             (b, m, heads·d), (b, m, heads·d)",
+            q.shape(),
+            k.shape(),
+            v.shape()
+        );
+    }
+    if key_mask.is_none() && m > 0 && fast_path(q, &[k, v]) {
+        let sizes = attention::Sizes { b, n, m, heads, head_dim: inner / heads };
+        return q.apply_op3(k, v, attention::FusedAttention(sizes));
+    }
+    attention_from_primitives(q, k, v, heads, key_mask)
+}
+
+/// [`attention`] as candle matmuls and [`softmax_last_dim`], for every device and dtype and with a key mask.
+pub(crate) fn attention_from_primitives(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    key_mask: Option<&Tensor>,
+) -> Result<Tensor> {
+    let ((b, n, inner), m) = (q.dims3()?, k.dim(1)?);
+    let head_dim = inner / heads;
+    let split_heads = |t: &Tensor| t.reshape((b, t.dim(1)?, heads, head_dim))?.transpose(1, 2)?.contiguous();
+    let (q, k, v) = (split_heads(q)?, split_heads(k)?, split_heads(v)?); // (b, h, t, d)
+                                                                         // scores QKᵀ/√d (q scaled: n·d values rather than n·m), padding keys masked out
+    let scores = (q * (1.0 / (head_dim as f64).sqrt()))?.matmul(&k.t()?)?; // (b, h, n, m)
+    let scores = match key_mask {
+        Some(mask) => {
+            if mask.dims() != [b, m] {
+                bail!("attention: key mask must be (batch {b}, keys {m}), got {:?}", mask.shape());
+            }
+            let shape = scores.shape().clone();
+            let keep = mask.ne(0u8)?.reshape((b, 1, 1, m))?.broadcast_as(&shape)?;
+            let fill = Tensor::new(lowest(scores.dtype()), scores.device())?.to_dtype(scores.dtype())?;
+            keep.where_cond(&scores, &fill.broadcast_as(&shape)?)?
+        }
+        None => scores,
+    };
+    let attended = softmax_last_dim(&scores)?.matmul(&v)?; // (b, h, n, d)
+    attended.transpose(1, 2)?.reshape((b, n, inner))
+}
+
+/// The most negative finite value of `dtype`: a masked score that `exp` turns into exactly 0 without the NaN that
+/// `−∞ − (−∞)` gives when a whole row is masked.
+fn lowest(dtype: DType) -> f64 {
+    match dtype {
+        DType::F16 => -65504.0,
+        DType::BF16 => -3.38e38,
+        DType::F32 => f64::from(f32::MIN),
+        _ => f64::MIN,
     }
 }
 

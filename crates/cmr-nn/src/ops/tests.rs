@@ -2,12 +2,14 @@
 //! (f64, `crate::grad_check`, every entry) for every operand of every op, and first-order gradients against candle's
 //! backward on shapes large enough to take the banded, multi-threaded paths.
 
+use super::attention as attention_op;
 use super::conv::{self, Kind};
 use super::im2col::{self, Geometry};
 use super::winograd;
 use super::{
-    adamw_step, adamw_step_from_primitives, conv2d, conv2d_biased, geglu, gelu, group_norm, group_norm_silu,
-    layer_norm, linear_biased, silu, softmax_last_dim, upsample_nearest_2x, AdamWStep, ConvParams,
+    adamw_step, adamw_step_from_primitives, attention, attention_from_primitives, conv2d, conv2d_biased, geglu, gelu,
+    group_norm, group_norm_silu, layer_norm, linear_biased, silu, softmax_last_dim, upsample_nearest_2x, AdamWStep,
+    ConvParams,
 };
 use crate::grad_check::{self, GradCheckConfig};
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
@@ -538,5 +540,77 @@ fn geglu_matches_its_composition_bit_for_bit_and_finite_differences() -> Result<
     check_grads(|t| geglu(&t[0]), &[(tensor(&[3, 2, 8], 38, DType::F64)? * 3.0)?])?;
     let odd = geglu(&tensor(&[2, 5], 39, DType::F32)?).unwrap_err();
     assert!(odd.to_string().contains("must be even"), "{odd}");
+    Ok(())
+}
+
+/// `(b, n, m, heads, d)`: self-attention over more than one block of queries, cross-attention over a few keys, one
+/// head.
+const ATTENTIONS: [(usize, usize, usize, usize, usize); 3] = [(2, 70, 70, 3, 5), (3, 9, 4, 2, 8), (1, 130, 17, 1, 6)];
+
+/// Queries `(b, n, h·d)` and keys and values `(b, m, h·d)` as views into one `(b, m, 2·h·d)` tensor (a fused
+/// key-value projection), so the ops read strided rows.
+fn attention_operands((b, n, m, heads, d): (usize, usize, usize, usize, usize), dtype: DType) -> Result<[Tensor; 3]> {
+    let inner = heads * d;
+    let q = (tensor(&[b, n, inner], 11, dtype)? * 2.0)?;
+    let kv = (tensor(&[b, m, 2 * inner], 12, dtype)? * 2.0)?;
+    Ok([q, kv.narrow(2, 0, inner)?, kv.narrow(2, inner, inner)?])
+}
+
+#[test]
+fn fused_attention_matches_its_composition() -> Result<()> {
+    for case in ATTENTIONS {
+        let (b, n, m, heads, head_dim) = case;
+        for (dtype, tolerance) in [(DType::F32, 1e-5), (DType::F64, 1e-12)] {
+            let [q, k, v] = attention_operands(case, dtype)?;
+            let fused = q.apply_op3_no_bwd(
+                &k,
+                &v,
+                &attention_op::FusedAttention(attention_op::Sizes { b, n, m, heads, head_dim }),
+            )?;
+            let err = rel_err(&fused, &attention_from_primitives(&q, &k, &v, heads, None)?)?;
+            assert!(err <= tolerance, "{case:?} {dtype:?}: relative error {err}");
+            // Without a mask, `attention` takes the fused op.
+            let to_vec = |t: &Tensor| t.to_dtype(DType::F64)?.to_vec3::<f64>();
+            assert_eq!(to_vec(&attention(&q, &k, &v, heads, None)?)?, to_vec(&fused)?);
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn fused_attention_gradients_match_candle_backward_f32() -> Result<()> {
+    for case in ATTENTIONS {
+        let [q, k, v] = attention_operands(case, DType::F32)?;
+        let heads = case.3;
+        let err = gradient_error(
+            &[&q, &k, &v],
+            13,
+            |t| attention(&t[0], &t[1], &t[2], heads, None),
+            |t| attention_from_primitives(&t[0], &t[1], &t[2], heads, None),
+        )?;
+        assert!(err <= 1e-5, "{case:?}: relative gradient error {err}");
+    }
+    Ok(())
+}
+
+#[test]
+fn attention_gradients_match_finite_differences_with_and_without_a_mask() -> Result<()> {
+    let (b, m) = (2, 4);
+    let mask = Tensor::from_vec(vec![1u8, 1, 0, 1, 0, 0, 0, 0], (b, m), &Device::Cpu)?;
+    for key_mask in [None, Some(&mask)] {
+        let [q, k, v] = attention_operands((b, 3, m, 2, 3), DType::F64)?;
+        let operands = [q, k.contiguous()?, v.contiguous()?];
+        check_grads(|t| attention(&t[0], &t[1], &t[2], 2, key_mask), &operands)?;
+    }
+    Ok(())
+}
+
+#[test]
+fn attention_operands_that_do_not_fit_the_heads_are_an_error() -> Result<()> {
+    let [q, k, v] = attention_operands((1, 4, 3, 2, 3), DType::F32)?;
+    let err = attention(&q, &k, &v, 4, None).expect_err("6 channels in 4 heads");
+    assert!(err.to_string().contains("do not fit 4 heads"), "{err}");
+    let err = attention(&q, &k.narrow(1, 0, 2)?, &v, 2, None).expect_err("2 keys, 3 values");
+    assert!(err.to_string().contains("do not fit 2 heads"), "{err}");
     Ok(())
 }
