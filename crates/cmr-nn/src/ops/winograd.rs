@@ -239,17 +239,23 @@ fn transform_input<T: Float>(g: &Geometry, x: &[T], (ty0, ty1): (usize, usize), 
 fn load_rows<T: Float>(g: &Geometry, plane: &[T], ty: usize, rows: &mut [T]) {
     let half = rows.len() / 8;
     let p = g.padding;
-    rows.fill(T::zero());
     for i in 0..4 {
-        let Some(yy) = (2 * ty + i).checked_sub(p).filter(|&yy| yy < g.h) else { continue };
         let (even, odd) = rows[2 * i * half..][..2 * half].split_at_mut(half);
-        let line = &plane[yy * g.w..][..g.w];
-        // Input columns (2k, 2k + 1) land at padded columns 2k + p and 2k + 1 + p.
-        let (first, second) = if p % 2 == 0 {
-            (&mut even[p / 2..], &mut odd[p / 2..])
-        } else {
-            (&mut odd[p / 2..], &mut even[p / 2 + 1..])
+        let Some(yy) = (2 * ty + i).checked_sub(p).filter(|&yy| yy < g.h) else {
+            even.fill(T::zero());
+            odd.fill(T::zero());
+            continue;
         };
+        let line = &plane[yy * g.w..][..g.w];
+        // Input columns (2k, 2k + 1) land at padded columns 2k + p and 2k + 1 + p: the first of each pair from
+        // `first_at` on in one half row, the second from `second_at` on in the other; the rest is padding.
+        let ((first, first_at), (second, second_at)) =
+            if p % 2 == 0 { ((even, p / 2), (odd, p / 2)) } else { ((odd, p / 2), (even, p / 2 + 1)) };
+        for (values, at, count) in [(&mut *first, first_at, g.w.div_ceil(2)), (&mut *second, second_at, g.w / 2)] {
+            values[..at].fill(T::zero());
+            values[at + count..].fill(T::zero());
+        }
+        let (first, second) = (&mut first[first_at..], &mut second[second_at..]);
         let pairs = line.chunks_exact(2);
         if let [last] = pairs.remainder() {
             first[g.w / 2] = *last;
