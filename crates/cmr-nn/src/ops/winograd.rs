@@ -31,6 +31,8 @@
 use super::cpu::{vectorized, Float};
 use super::gemm::{for_each_item, matmul, sum_parts, SharedMut};
 use super::im2col::Geometry;
+use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Bytes of one band's transformed input and output together (16 × (c_in + c_out) × tiles values).
 const BAND_BYTES: usize = 1 << 19;
@@ -106,26 +108,29 @@ fn untransform_weights<T: Float>(z: &[T], c_out: usize, c_in: usize) -> Vec<T> {
     dw
 }
 
-/// `U = G g Gᵀ` for every filter of `w (c_out, c_in, 3, 3)`, laid out `[ξ][row][col]` as 16 gemm left operands:
-/// rows are output channels, or, `adjoint`, input channels with each filter flipped in space.
+/// `U = G g Gᵀ` for every filter of `w (c_out, c_in, 3, 3)`, laid out `[row][ξ][col]`: for each `ξ` a gemm left
+/// operand at offset `ξ·cols` with row stride `16·cols`, whose rows are output channels, or, `adjoint`, input channels
+/// with each filter flipped in space. Rows are transformed in parallel, each into its own contiguous run.
 fn transform_weights<T: Float>(w: &[T], c_out: usize, c_in: usize, adjoint: bool) -> Vec<T> {
     let (rows, cols) = if adjoint { (c_in, c_out) } else { (c_out, c_in) };
     let half = T::from_f64(0.5);
     let g_times = |v: [T; 3]| [v[0], (v[0] + v[1] + v[2]) * half, (v[0] - v[1] + v[2]) * half, v[2]];
     let mut u = vec![T::zero(); XI * rows * cols];
-    for (filter, k) in w.chunks_exact(9).enumerate() {
-        let (o, i) = (filter / c_in, filter % c_in);
-        let at = |ky: usize, kx: usize| if adjoint { k[(2 - ky) * 3 + 2 - kx] } else { k[ky * 3 + kx] };
-        // G g: the columns of each row of g, then G (G g)ᵀ for the rows.
-        let gk: [[T; 4]; 3] = std::array::from_fn(|ky| g_times([at(ky, 0), at(ky, 1), at(ky, 2)]));
-        let (r, c) = if adjoint { (i, o) } else { (o, i) };
-        for b in 0..4 {
-            let col = g_times([gk[0][b], gk[1][b], gk[2][b]]);
-            for a in 0..4 {
-                u[((a * 4 + b) * rows + r) * cols + c] = col[a];
+    u.par_chunks_mut(XI * cols).enumerate().for_each(|(r, u)| {
+        for c in 0..cols {
+            let (o, i) = if adjoint { (c, r) } else { (r, c) };
+            let k = &w[(o * c_in + i) * 9..][..9];
+            let at = |ky: usize, kx: usize| if adjoint { k[(2 - ky) * 3 + 2 - kx] } else { k[ky * 3 + kx] };
+            // G g: the columns of each row of g, then G (G g)ᵀ for the rows.
+            let gk: [[T; 4]; 3] = std::array::from_fn(|ky| g_times([at(ky, 0), at(ky, 1), at(ky, 2)]));
+            for b in 0..4 {
+                let col = g_times([gk[0][b], gk[1][b], gk[2][b]]);
+                for a in 0..4 {
+                    u[(a * 4 + b) * cols + c] = col[a];
+                }
             }
         }
-    }
+    });
     u
 }
 
@@ -164,8 +169,9 @@ fn tiling<T>(g: &Geometry) -> (usize, usize, usize, usize) {
 fn run<T: Float>(g: &Geometry, x: &[T], u: &[T], bias: Option<&[T]>) -> Vec<T> {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let (tiles_y, tiles_x, band, bands) = tiling::<T>(g);
-    let mut y = vec![T::zero(); g.output_len()];
-    let out = SharedMut(y.as_mut_ptr());
+    // Written by transform_output, every element exactly once, so never zeroed first.
+    let mut y = Vec::with_capacity(g.output_len());
+    let out = SharedMut(y.spare_capacity_mut().as_mut_ptr());
     for_each_item(g.b * bands, Scratch::new, |s: &mut Scratch<T>, item, par| {
         let (b, ty0) = (item / bands, item % bands * band);
         let ty1 = (ty0 + band).min(tiles_y);
@@ -178,7 +184,7 @@ fn run<T: Float>(g: &Geometry, x: &[T], u: &[T], bias: Option<&[T]>) -> Vec<T> {
             // SAFETY: the three matrices lie inside u, s.v and s.m, and s.m aliases neither.
             unsafe {
                 let dst = (s.m[xi * g.c_out * n..].as_mut_ptr(), n, 1);
-                let lhs = (u[xi * g.c_out * k..].as_ptr(), k, 1);
+                let lhs = (u[xi * k..].as_ptr(), XI * k, 1);
                 matmul((g.c_out, n, k), dst, false, lhs, (s.v[xi * k * n..].as_ptr(), n, 1), par);
             }
         }
@@ -187,6 +193,9 @@ fn run<T: Float>(g: &Geometry, x: &[T], u: &[T], bias: Option<&[T]>) -> Vec<T> {
         let image_out = SharedMut(out.get().wrapping_add(b * g.c_out * h_out * w_out));
         vectorized!(transform_output(g, &s.m, tiles, bias, (row0, row1), &mut s.sums, image_out));
     });
+    // SAFETY: the items cover every (image, tile row band), and transform_output wrote every element of those rows
+    // of every output channel.
+    unsafe { y.set_len(g.output_len()) };
     y
 }
 
@@ -325,8 +334,8 @@ fn deinterleave<T: Float>(line: &[T], even: &mut [T], odd: &mut [T]) {
 }
 
 /// Writes `Aᵀ m A` (+ bias) for every tile of `m [ξ][c_out][tiles]` into output rows `[row0, row1)` of `y`, the
-/// start of one image's `(c_out, h_out, w_out)`, which no other thread writes in those rows; `sums` is scratch for 16
-/// rows of `tiles_x` values.
+/// start of one image's `(c_out, h_out, w_out)`, which no other thread writes in those rows: every element of them,
+/// so the buffer may start uninitialised. `sums` is scratch for 16 rows of `tiles_x` values.
 #[inline(always)]
 fn transform_output<T: Float>(
     g: &Geometry,
@@ -335,7 +344,7 @@ fn transform_output<T: Float>(
     bias: Option<&[T]>,
     (row0, row1): (usize, usize),
     sums: &mut [T],
-    y: SharedMut<T>,
+    y: SharedMut<MaybeUninit<T>>,
 ) {
     let (h_out, w_out) = (g.h_out(), g.w_out());
     let n = w_out.div_ceil(2);
@@ -393,15 +402,16 @@ fn rows4<T>(rows: &mut [T], len: usize, stride: usize) -> [&mut [T]; 4] {
     [&mut r0[..len], &mut r1[..len], &mut r2[..len], &mut r3[..len]]
 }
 
-/// `line[2k] = even[k]`, `line[2k + 1] = odd[k]`, as far as `line` reaches.
+/// `line[2k] = even[k]`, `line[2k + 1] = odd[k]`, every element of `line` (`even` has `⌈len/2⌉` values or more,
+/// `odd` `⌊len/2⌋` or more).
 #[inline(always)]
-fn interleave<T: Copy>(even: &[T], odd: &[T], line: &mut [T]) {
+fn interleave<T: Copy>(even: &[T], odd: &[T], line: &mut [MaybeUninit<T>]) {
     let mut pairs = line.chunks_exact_mut(2);
     for ((pair, &e), &o) in (&mut pairs).zip(even).zip(odd) {
-        pair[0] = e;
-        pair[1] = o;
+        pair[0].write(e);
+        pair[1].write(o);
     }
     if let [last] = pairs.into_remainder() {
-        *last = even[even.len() - 1];
+        last.write(even[even.len() - 1]);
     }
 }
