@@ -63,14 +63,9 @@ fn silu<T: Float>(x: &[T], y: &mut [T]) {
     y.iter_mut().zip(x).for_each(|(y, x)| *y = silu_one(*x));
 }
 
-/// `x ← x·σ(x)`.
+/// `x·σ(x)`.
 #[inline(always)]
-pub(super) fn silu_in_place<T: Float>(x: &mut [T]) {
-    x.iter_mut().for_each(|x| *x = silu_one(*x));
-}
-
-#[inline(always)]
-fn silu_one<T: Float>(x: T) -> T {
+pub(super) fn silu_one<T: Float>(x: T) -> T {
     x * sigmoid(x)
 }
 

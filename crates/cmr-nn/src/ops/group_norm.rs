@@ -14,7 +14,7 @@
 //! per-channel sums (kept in `dx` until the last pass overwrites it). The backward op records no gradient of its own
 //! (second derivatives through GroupNorm fail with candle's `BackwardNotSupported`).
 
-use super::activation::{silu_grad_one, silu_in_place};
+use super::activation::{silu_grad_one, silu_one};
 use super::cpu::{self, sum, vectorized, Float, Kernel, LANES};
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
@@ -49,8 +49,9 @@ fn stats<T: Float>(x: &[T], eps: f64) -> (f64, f64) {
 }
 
 fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
-    let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(p.n()).zip(x.par_chunks(p.n())).enumerate().for_each(|(bg, (y, x))| {
+    // Every element is written once below, so the output is never zeroed first.
+    let mut y = Vec::with_capacity(x.len());
+    y.spare_capacity_mut().par_chunks_mut(p.n()).zip(x.par_chunks(p.n())).enumerate().for_each(|(bg, (y, x))| {
         vectorized! {
             let (mean, rstd) = stats(x, p.eps);
             let c0 = bg % p.groups * (p.c / p.groups);
@@ -58,24 +59,20 @@ fn forward<T: Float>(p: &Norm, x: &[T], gamma: &[T], beta: &[T]) -> Vec<T> {
                 // One value per channel (a LayerNorm row): γ and β run along the group.
                 let (m, r) = (T::from_f64(mean), T::from_f64(rstd));
                 for ((y, x), (g, b)) in y.iter_mut().zip(x).zip(gamma[c0..].iter().zip(&beta[c0..])) {
-                    *y = (*x - m) * r * *g + *b;
-                }
-                if p.silu {
-                    silu_in_place(y);
+                    y.write(activate((*x - m) * r * *g + *b, p.silu));
                 }
                 return;
             }
             for (c, (y, x)) in (c0..).zip(y.chunks_mut(p.hw).zip(x.chunks(p.hw))) {
                 let (a, b) = affine(gamma[c], beta[c], mean, rstd);
                 for (y, x) in y.iter_mut().zip(x) {
-                    *y = *x * a + b;
-                }
-                if p.silu {
-                    silu_in_place(y);
+                    y.write(activate(*x * a + b, p.silu));
                 }
             }
         }
     });
+    // SAFETY: the chunks cover all x.len() elements of the capacity, and each was written above.
+    unsafe { y.set_len(x.len()) };
     y
 }
 
@@ -157,6 +154,16 @@ fn backward<T: Float>(p: &Norm, x: &[T], params: &[T], dy: &[T]) -> Vec<T> {
         (*dg, *db) = (T::from_f64(sg), T::from_f64(sb));
     }
     out
+}
+
+/// SiLU of `u` when `silu`, else `u`.
+#[inline(always)]
+fn activate<T: Float>(u: T, silu: bool) -> T {
+    if silu {
+        silu_one(u)
+    } else {
+        u
+    }
 }
 
 /// `(a, b)` of the channel's map `x ↦ x·a + b = γ·(x − μ)·ρ + β`.
