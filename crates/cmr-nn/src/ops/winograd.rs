@@ -206,6 +206,10 @@ fn transform_input<T: Float>(g: &Geometry, x: &[T], (ty0, ty1): (usize, usize), 
     let tiles_x = g.w_out().div_ceil(2);
     let tiles = (ty1 - ty0) * tiles_x;
     let half = tiles_x + 1;
+    // Zeroed once: load_rows writes image values only into the columns inside the image, the same ones for every row,
+    // and zeroes rows outside the image whole; the in-place transform below maps zero padding columns to zero. So the
+    // padding columns stay zero without a memset per row.
+    rows.fill(T::zero());
     for ci in 0..g.c_in {
         let plane = &x[ci * g.h * g.w..][..g.h * g.w];
         for ty in ty0..ty1 {
@@ -243,7 +247,7 @@ fn transform_input<T: Float>(g: &Geometry, x: &[T], (ty0, ty1): (usize, usize), 
 
 /// Copies rows 2ty − p … 2ty − p + 3 of the zero-padded input `plane` (`(h, w)`), columns −p … 2·tiles_x − p + 1,
 /// into `rows`, split into even columns (`rows[2i·half..][..half]` for row i, `half = tiles_x + 1`) and odd ones
-/// (`rows[(2i + 1)·half..][..half]`).
+/// (`rows[(2i + 1)·half..][..half]`). The padding columns of `rows` must be zero already.
 #[inline(always)]
 fn load_rows<T: Float>(g: &Geometry, plane: &[T], ty: usize, rows: &mut [T]) {
     let half = rows.len() / 8;
@@ -256,15 +260,13 @@ fn load_rows<T: Float>(g: &Geometry, plane: &[T], ty: usize, rows: &mut [T]) {
             continue;
         };
         let line = &plane[yy * g.w..][..g.w];
-        // Input columns (2k, 2k + 1) land at padded columns 2k + p and 2k + 1 + p: the first of each pair from
-        // `first_at` on in one half row, the second from `second_at` on in the other; the rest is padding.
-        let ((first, first_at), (second, second_at)) =
-            if p % 2 == 0 { ((even, p / 2), (odd, p / 2)) } else { ((odd, p / 2), (even, p / 2 + 1)) };
-        for (values, at, count) in [(&mut *first, first_at, g.w.div_ceil(2)), (&mut *second, second_at, g.w / 2)] {
-            values[..at].fill(T::zero());
-            values[at + count..].fill(T::zero());
-        }
-        let (first, second) = (&mut first[first_at..], &mut second[second_at..]);
+        // Input columns (2k, 2k + 1) land at padded columns 2k + p and 2k + 1 + p; the other columns are padding,
+        // which no row of the image writes (see transform_input).
+        let (first, second) = if p % 2 == 0 {
+            (&mut even[p / 2..], &mut odd[p / 2..])
+        } else {
+            (&mut odd[p / 2..], &mut even[p / 2 + 1..])
+        };
         let pairs = line.chunks_exact(2);
         if let [last] = pairs.remainder() {
             first[g.w / 2] = *last;
