@@ -83,13 +83,15 @@ fn group_norm(k: Kernels, x: &Tensor, groups: usize, weight: &Tensor, bias: &Ten
 }
 
 fn attention(k: Kernels, q: &Tensor, kk: &Tensor, v: &Tensor) -> Result<Tensor> {
-    // Scaling q rather than the scores touches t·d elements instead of t².
-    let scores = (q * (1.0 / (q.dim(2)? as f64).sqrt()))?.matmul(&kk.t()?)?;
-    let weights = match k {
-        Kernels::Candle => candle_nn::ops::softmax(&scores, 2)?,
-        Kernels::Cmr => ops::softmax_last_dim(&scores)?,
-    };
-    weights.matmul(v)
+    match k {
+        Kernels::Candle => {
+            // Scaling q rather than the scores touches t·d elements instead of t².
+            let scores = (q * (1.0 / (q.dim(2)? as f64).sqrt()))?.matmul(&kk.t()?)?;
+            candle_nn::ops::softmax(&scores, 2)?.matmul(v)
+        }
+        // One head of d channels per (b·h) row: the fused op, forward and backward.
+        Kernels::Cmr => ops::attention(q, kk, v, 1, None),
+    }
 }
 
 /// Parameters of one residual block: two (GroupNorm weight, bias, conv weight, conv bias).

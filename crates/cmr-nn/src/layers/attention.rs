@@ -8,8 +8,8 @@
 //! - [`ProjectionNames::QKvProj`]: `q`, `kv` (keys then values, one linear), `proj` — the CineMA-style ViT naming
 //!   of issue 7, whose projections LoRA can adapt ([`AttentionConfig::lora`]).
 //!
-//! The attention itself is [`crate::ops::attention`]: differentiable (its softmax is cmr-nn's, because candle's fused
-//! `softmax_last_dim` records no gradient on CPU), and one fused op when nothing needs a gradient.
+//! The attention itself is [`crate::ops::attention`]: one fused op each way on CPU without a key mask, else candle
+//! matmuls and cmr-nn's softmax (candle's fused `softmax_last_dim` records no gradient on CPU).
 
 use candle_core::{bail, Module, Result, Tensor, D};
 use candle_nn::VarBuilder;

@@ -276,7 +276,8 @@ pub(crate) fn attention_from_primitives(
     let head_dim = inner / heads;
     let split_heads = |t: &Tensor| t.reshape((b, t.dim(1)?, heads, head_dim))?.transpose(1, 2)?.contiguous();
     let (q, k, v) = (split_heads(q)?, split_heads(k)?, split_heads(v)?); // (b, h, t, d)
-                                                                         // scores QKᵀ/√d (q scaled: n·d values rather than n·m), padding keys masked out
+
+    // scores QKᵀ/√d (q scaled: n·d values rather than n·m), padding keys masked out
     let scores = (q * (1.0 / (head_dim as f64).sqrt()))?.matmul(&k.t()?)?; // (b, h, n, m)
     let scores = match key_mask {
         Some(mask) => {
