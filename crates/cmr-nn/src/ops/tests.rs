@@ -589,6 +589,18 @@ fn fused_attention_gradients_match_candle_backward_f32() -> Result<()> {
             |t| attention_from_primitives(&t[0], &t[1], &t[2], heads, None),
         )?;
         assert!(err <= 1e-5, "{case:?}: relative gradient error {err}");
+        // Keys and values as views of one trained tensor (the ViT's fused key-value projection).
+        let inner = heads * case.4;
+        let kv = Tensor::cat(&[&k, &v], 2)?;
+        let split =
+            |t: &[Tensor]| -> Result<[Tensor; 2]> { Ok([t[1].narrow(2, 0, inner)?, t[1].narrow(2, inner, inner)?]) };
+        let err = gradient_error(
+            &[&q, &kv],
+            14,
+            |t| split(t).and_then(|[k, v]| attention(&t[0], &k, &v, heads, None)),
+            |t| split(t).and_then(|[k, v]| attention_from_primitives(&t[0], &k, &v, heads, None)),
+        )?;
+        assert!(err <= 1e-5, "{case:?}, strided keys and values: relative gradient error {err}");
     }
     Ok(())
 }
