@@ -125,8 +125,7 @@ fn gelu_grad<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
 fn softmax<T: Float>(x: &[T], y: &mut [T]) {
     let max = row_max(x);
     y.iter_mut().zip(x).for_each(|(y, x)| *y = (*x - max).fast_exp());
-    let inv = T::from_f64(1.0 / sum(y, y, |e, _| e));
-    y.iter_mut().for_each(|y| *y *= inv);
+    divide_by_sum(y);
 }
 
 /// `row ← softmax(scale·row)` in place, as `exp(scale·(x − max)) / Σ` (`scale > 0`).
@@ -136,9 +135,15 @@ pub(super) fn softmax_scaled_in_place<T: Float>(row: &mut [T], scale: T) {
     for x in row.iter_mut() {
         *x = ((*x - max) * scale).fast_exp();
     }
-    let inv = T::from_f64(1.0 / sum(row, row, |e, _| e));
-    for x in row.iter_mut() {
-        *x *= inv;
+    divide_by_sum(row);
+}
+
+/// `e ← e / Σ e`: the normalisation that ends a softmax.
+#[inline(always)]
+fn divide_by_sum<T: Float>(e: &mut [T]) {
+    let inv = T::from_f64(1.0 / sum(e, e, |e, _| e));
+    for e in e.iter_mut() {
+        *e *= inv;
     }
 }
 

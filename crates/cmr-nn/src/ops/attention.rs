@@ -85,17 +85,25 @@ impl View {
     }
 }
 
-/// Calls `run` on the three operands' slices, all f32 or all f64.
+/// One pass of the attention (forward or backward) over three operands read through their views.
+trait Pass {
+    fn run<T: Float>(&self, first: (&[T], View), second: (&[T], View), third: (&[T], View)) -> Vec<T>;
+}
+
+/// Runs `pass` on the three operands' storage, all f32 or all f64, read through `views`.
 fn dispatch(
-    name: &str,
+    pass: &(impl Pass + CustomOp3),
     (s1, s2, s3): (&CpuStorage, &CpuStorage, &CpuStorage),
-    run32: impl FnOnce(&[f32], &[f32], &[f32]) -> Vec<f32>,
-    run64: impl FnOnce(&[f64], &[f64], &[f64]) -> Vec<f64>,
+    [v1, v2, v3]: [View; 3],
 ) -> Result<CpuStorage> {
     Ok(match (s1, s2, s3) {
-        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => CpuStorage::F32(run32(a, b, c)),
-        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => CpuStorage::F64(run64(a, b, c)),
-        _ => bail!("{name}: only f32 or only f64 operands, got {:?}", [s1.dtype(), s2.dtype(), s3.dtype()]),
+        (CpuStorage::F32(a), CpuStorage::F32(b), CpuStorage::F32(c)) => {
+            CpuStorage::F32(pass.run((a, v1), (b, v2), (c, v3)))
+        }
+        (CpuStorage::F64(a), CpuStorage::F64(b), CpuStorage::F64(c)) => {
+            CpuStorage::F64(pass.run((a, v1), (b, v2), (c, v3)))
+        }
+        _ => bail!("{}: only f32 or only f64 operands, got {:?}", pass.name(), [s1.dtype(), s2.dtype(), s3.dtype()]),
     })
 }
 
@@ -132,6 +140,12 @@ fn forward<T: Float>(s: &Sizes, (q, qv): (&[T], View), (k, kv): (&[T], View), (v
     out
 }
 
+impl Pass for FusedAttention {
+    fn run<T: Float>(&self, q: (&[T], View), k: (&[T], View), v: (&[T], View)) -> Vec<T> {
+        forward(&self.0, q, k, v)
+    }
+}
+
 impl CustomOp3 for FusedAttention {
     fn name(&self) -> &'static str {
         "cmr-attention"
@@ -149,12 +163,7 @@ impl CustomOp3 for FusedAttention {
         let (s, inner) = (&self.0, self.0.inner());
         let q = View::of(l1, [s.b, s.n, inner], "queries")?;
         let (k, v) = (View::of(l2, [s.b, s.m, inner], "keys")?, View::of(l3, [s.b, s.m, inner], "values")?);
-        let out = dispatch(
-            "cmr-attention",
-            (s1, s2, s3),
-            |qs, ks, vs| forward(s, (qs, q), (ks, k), (vs, v)),
-            |qs, ks, vs| forward(s, (qs, q), (ks, k), (vs, v)),
-        )?;
+        let out = dispatch(self, (s1, s2, s3), [q, k, v])?;
         Ok((out, Shape::from((s.b, s.n, inner))))
     }
 
@@ -236,6 +245,12 @@ fn backward<T: Float>(s: &Sizes, (q, qv): (&[T], View), (kv, kvv): (&[T], View),
     out
 }
 
+impl Pass for AttentionBackward {
+    fn run<T: Float>(&self, q: (&[T], View), kv: (&[T], View), dout: (&[T], View)) -> Vec<T> {
+        backward(&self.0, q, kv, dout)
+    }
+}
+
 impl CustomOp3 for AttentionBackward {
     fn name(&self) -> &'static str {
         "cmr-attention-backward"
@@ -254,12 +269,7 @@ impl CustomOp3 for AttentionBackward {
         let q = View::of(l1, [s.b, s.n, inner], "queries")?;
         let kv = View::of(l2, [s.b, s.m, 2 * inner], "keys and values")?;
         let dout = View::of(l3, [s.b, s.n, inner], "output gradient")?;
-        let out = dispatch(
-            "cmr-attention-backward",
-            (s1, s2, s3),
-            |qs, kvs, gs| backward(s, (qs, q), (kvs, kv), (gs, dout)),
-            |qs, kvs, gs| backward(s, (qs, q), (kvs, kv), (gs, dout)),
-        )?;
+        let out = dispatch(self, (s1, s2, s3), [q, kv, dout])?;
         Ok((out, Shape::from(s.b * (s.n + 2 * s.m) * inner)))
     }
 }
